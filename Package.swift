@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-wal",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "WAL", targets: ["WAL"]),
+        .executable(name: "wal", targets: ["WALTool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // liburing plus the Linux constants Swift cannot import (O_DIRECT, fallocate flags, IOSQE_* flags).
+        .systemLibrary(
+            name: "CLiburing",
+            path: "CLiburing",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        // ISA-L's hardware CRC32C (crc32_iscsi).
+        .systemLibrary(
+            name: "CISAL",
+            path: "Sources/CISAL",
+            pkgConfig: "libisal",
+            providers: [.apt(["libisal-dev"])]
+        ),
+        .target(
+            name: "WAL",
+            dependencies: [
+                "CLiburing",
+                "CISAL",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "WALTool",
+            dependencies: [
+                "WAL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .testTarget(
+            name: "WALTests",
+            dependencies: ["WAL", "CISAL"]
+        ),
+    ]
+)

@@ -1,0 +1,285 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// A write-ahead log kept as a directory of segment files, byte-compatible with the seed's
+/// (nodedb-wal) format.
+///
+/// ```swift
+/// let wal = try SegmentedWAL(configuration: .init(directory: "/var/lib/db/wal"))
+/// let lsn = try wal.append(.put, tenant: 1, vshard: 0, payload: bytes)
+/// try wal.sync()                       // everything appended so far is durable
+/// var records = wal.records(from: checkpoint)
+/// while let record = try records.next() { apply(record) }
+/// _ = try wal.truncate(before: checkpoint)
+/// ```
+///
+/// All methods may be called from any thread; calls are serialised by a lock.
+///
+/// Once a write or sync has failed, the WAL cannot prove what reached the disk, so every
+/// later call that writes throws ``WALError/failed(_:)`` with the original error: reopen the
+/// directory to recover what is on disk.
+public final class SegmentedWAL: Sendable {
+    /// The configuration the WAL was opened with.
+    public let configuration: WALConfiguration
+    /// The engine moving the bytes.
+    public let engine: IOEngineKind
+    /// Whether segment files are written with O_DIRECT.
+    public let isDirectIO: Bool
+
+    /// Everything mutable; only touched inside `state.withLock`, which is what makes the
+    /// non-Sendable writer safe to share.
+    private struct State: ~Copyable, @unchecked Sendable {
+        var writer: SegmentWriter?
+        var failure: WALError?
+        var isClosed = false
+    }
+
+    private let state: Mutex<State>
+    private let ioEngine: UnsafeTransfer<IOEngine>
+
+    /// Opens the WAL in `configuration.directory`, creating it when missing.
+    ///
+    /// The last segment is scanned to its last valid record; anything after that record (a
+    /// torn write, stale bytes) is cut off and the cut made durable before this returns.
+    public init(configuration: WALConfiguration) throws(WALError) {
+        try configuration.validate()
+        self.configuration = configuration
+        let logger = configuration.logger
+        let directory = configuration.directory
+
+        if let type = try Syscall.fileType(directory), type != S_IFDIR {
+            throw WALError.invalidConfiguration("\(directory) exists and is not a directory")
+        }
+        try Syscall.makeDirectories(directory)
+        if let legacy = configuration.legacyFile,
+           let migrated = try LegacyMigration.migrate(legacyFile: legacy, into: directory) {
+            logger.info("migrated legacy WAL file", metadata: ["from": "\(legacy)", "to": "\(migrated)"])
+        }
+
+        let engine = try EngineSelection.make(configuration.engine, logger: logger)
+        let segments = try SegmentDirectory.discover(directory)
+        let writer: SegmentWriter
+        if let last = segments.last {
+            let file = try SegmentFile.open(path: last.path, create: false, directIO: configuration.directIO, logger: logger)
+            let tail = try Recovery.scanTail(of: file, firstLSN: last.firstLSN, engine: engine)
+            if tail.end != tail.fileSize {
+                logger.info("cut the last segment after its last valid record", metadata: [
+                    "segment": "\(last.name)", "end": "\(tail.end)", "removedBytes": "\(tail.fileSize - tail.end)",
+                ])
+            }
+            try Recovery.repair(file, tail: tail)
+            writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
+                                       end: tail.end, bufferSize: configuration.bufferSize)
+        } else {
+            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, engine: engine)
+        }
+        try Syscall.fsyncDirectory(directory)
+
+        self.engine = engine.kind
+        self.isDirectIO = writer.file.isDirect
+        self.ioEngine = UnsafeTransfer(engine)
+        self.state = Mutex(State(writer: writer))
+        logger.info("WAL opened", metadata: [
+            "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
+            "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.file.isDirect)",
+        ])
+    }
+
+    deinit {
+        state.withLock { state in
+            if let writer = state.writer, !state.isClosed, state.failure == nil {
+                try? writer.seal()
+            }
+            state.writer?.abandon()
+        }
+        ioEngine.value.shutdown()
+    }
+
+    // MARK: Writing
+
+    /// Appends a record to the buffer and returns its LSN. The record is durable after the
+    /// next ``sync()``. When the active segment has reached ``WALConfiguration/segmentTargetSize``,
+    /// it is sealed and a new segment started first.
+    ///
+    /// - Throws: ``WALError/payloadTooLarge(size:limit:)`` (the WAL stays usable),
+    ///   ``WALError/closed``, ``WALError/failed(_:)``, or the I/O error of a flush.
+    @discardableResult
+    public func append<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
+                                                  payload: Payload) throws(WALError) -> LSN {
+        let stored = type.rawValue
+        let contiguous = payload.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(WALError) -> LSN in
+                try self.append(storedType: stored, tenant: tenant, vshard: vshard, payload: UnsafeRawBufferPointer(buffer))
+            }
+        }
+        if let contiguous { return try contiguous.get() }
+        let copy = Array(payload)
+        return try copy.withUnsafeBytes { buffer in
+            Result { () throws(WALError) -> LSN in
+                try self.append(storedType: stored, tenant: tenant, vshard: vshard, payload: buffer)
+            }
+        }.get()
+    }
+
+    func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
+        guard payload.count <= RecordHeader.maxPayloadLength else {
+            throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
+        }
+        return try withState { (state) throws(WALError) -> LSN in
+            let writer = try self.rollIfNeeded(&state)
+            return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+        }
+    }
+
+    /// Makes every record appended so far durable (write, then fdatasync).
+    public func sync() throws(WALError) {
+        try withState { (state) throws(WALError) in try state.writer!.sync() }
+    }
+
+    /// The LSN the next appended record will get.
+    public var nextLSN: LSN {
+        state.withLock { $0.writer?.nextLSN ?? 0 }
+    }
+
+    /// The highest LSN known to be durable (0 when none is).
+    public var durableLSN: LSN {
+        state.withLock { $0.writer?.durableLSN ?? 0 }
+    }
+
+    /// The first LSN of the active segment.
+    public var activeSegmentFirstLSN: LSN {
+        state.withLock { $0.writer?.firstLSN ?? 0 }
+    }
+
+    /// Syncs everything, trims the active segment to its last record, and releases the files.
+    /// Later calls throw ``WALError/closed``. Closing twice is harmless.
+    public func close() throws(WALError) {
+        try state.withLock { (state) throws(WALError) in
+            guard !state.isClosed else { return }
+            state.isClosed = true
+            guard let writer = state.writer else { return }
+            state.writer = nil
+            if state.failure != nil {
+                writer.abandon()
+                return
+            }
+            do throws(WALError) {
+                try writer.seal()
+            } catch {
+                writer.abandon()
+                throw error
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// Streams the records with LSN ≥ `lsn`, oldest first, reading segments as it goes.
+    /// Safe to use while other threads append: it sees a prefix of the log.
+    public func records(from lsn: LSN = 1) -> RecordStream {
+        RecordStream(cursor: ReplayCursor(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes))
+    }
+
+    /// Reads at most `limit` records with LSN ≥ `lsn`.
+    public func records(from lsn: LSN, limit: Int) throws(WALError) -> RecordPage {
+        try Self.records(in: configuration.directory, from: lsn, limit: limit, recordTypes: configuration.recordTypes)
+    }
+
+    /// Streams the records of a WAL directory without opening it for writing (nothing is repaired).
+    public static func records(in directory: String, from lsn: LSN = 1,
+                               recordTypes: Set<RecordType> = RecordType.seedTypes) -> RecordStream {
+        RecordStream(cursor: ReplayCursor(directory: directory, from: lsn, recordTypes: recordTypes))
+    }
+
+    /// Reads at most `limit` records of a WAL directory without opening it for writing.
+    public static func records(in directory: String, from lsn: LSN, limit: Int,
+                               recordTypes: Set<RecordType> = RecordType.seedTypes) throws(WALError) -> RecordPage {
+        precondition(limit >= 0, "limit must not be negative")
+        var stream = records(in: directory, from: lsn, recordTypes: recordTypes)
+        var page: [WALRecord] = []
+        page.reserveCapacity(min(limit, 4096))
+        while page.count < limit, let record = try stream.next() {
+            page.append(record)
+        }
+        var hasMore = false
+        if page.count == limit { hasMore = try stream.next() != nil }
+        return RecordPage(records: page, hasMore: hasMore)
+    }
+
+    // MARK: Segments
+
+    /// The segment files, oldest first.
+    public func segments() throws(WALError) -> [SegmentInfo] {
+        try SegmentDirectory.discover(configuration.directory)
+    }
+
+    /// Bytes on disk across all segments.
+    public var totalSize: Int64 {
+        get throws(WALError) { try segments().reduce(0) { $0 + $1.size } }
+    }
+
+    /// Deletes the sealed segments whose records all lie below `checkpoint` (the seed's rule:
+    /// a segment goes when the next one starts at or below `checkpoint`). The active segment is
+    /// never deleted. The directory is fsynced after deletions.
+    public func truncate(before checkpoint: LSN) throws(WALError) -> TruncationResult {
+        try withState { (state) throws(WALError) -> TruncationResult in
+            try Truncation.truncate(directory: self.configuration.directory, before: checkpoint,
+                                    activeFirstLSN: state.writer!.firstLSN)
+        }
+    }
+
+    /// Moves a single-file WAL of the seed's legacy layout into `directory` as its first
+    /// segment (removed instead when empty). Returns the new segment's path, if any.
+    public static func migrateLegacy(file: String, into directory: String) throws(WALError) -> String? {
+        try LegacyMigration.migrate(legacyFile: file, into: directory)
+    }
+
+    // MARK: Internals
+
+    /// Runs `body` under the lock with an open, healthy writer; any I/O failure makes the WAL
+    /// refuse further work (the failure is sticky: after a failed fdatasync the kernel may have
+    /// dropped the dirty pages, so retrying could report lost data as durable).
+    private func withState<T>(_ body: (inout State) throws(WALError) -> T) throws(WALError) -> T {
+        try state.withLock { (state) throws(WALError) -> T in
+            if state.isClosed || state.writer == nil { throw WALError.closed }
+            if let failure = state.failure { throw WALError.failed(failure) }
+            do throws(WALError) {
+                return try body(&state)
+            } catch {
+                if case .io = error {
+                    state.failure = error
+                    configuration.logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Seals the active segment and starts the next when the active one reached its target size.
+    /// Must run under the lock.
+    private func rollIfNeeded(_ state: inout State) throws(WALError) -> SegmentWriter {
+        let writer = state.writer!
+        guard writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
+        try writer.seal()
+        let next = try Self.createSegment(firstLSN: writer.nextLSN, configuration: configuration, engine: ioEngine.value)
+        try Syscall.fsyncDirectory(configuration.directory)
+        state.writer = next
+        configuration.logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])
+        return next
+    }
+
+    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration, engine: IOEngine) throws(WALError) -> SegmentWriter {
+        let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
+        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: configuration.directIO,
+                                        logger: configuration.logger)
+        return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
+                                 bufferSize: configuration.bufferSize)
+    }
+}
+
+/// Carries a non-Sendable reference whose every use is serialised by the WAL's lock.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,48 @@
+import Logging
+
+/// How a ``SegmentedWAL`` is set up. Every option has a default suited to production.
+public struct WALConfiguration: Sendable {
+    /// The directory holding the segment files. Created (with its parents) if missing.
+    public var directory: String
+
+    /// Size at which the active segment is sealed and a new one started: a soft limit, checked
+    /// before each append, so a segment ends with a whole record. Default 64 MiB, the seed's.
+    public var segmentTargetSize: Int64 = 64 * 1024 * 1024
+
+    /// Whether segments bypass the page cache. Default `.automatic`: O_DIRECT where the file
+    /// system accepts it (a WAL is written once and read only at recovery, so caching it
+    /// only evicts the database's own pages).
+    public var directIO: DirectIOPolicy = .automatic
+
+    /// Bytes in each of the writer's two aligned buffers (a multiple of 4096). A buffer is
+    /// written when it fills or at a sync. Default 1 MiB: large sequential writes, while the
+    /// other buffer keeps accepting records.
+    public var bufferSize: Int = 1 << 20
+
+    /// Which I/O engine moves the bytes. Default `.automatic`.
+    public var engine: IOEngineChoice = .automatic
+
+    /// Record types replay understands. An unknown type with the required bit stops replay with
+    /// an error; an unknown type without it is skipped. Default: the seed's types.
+    public var recordTypes: Set<RecordType> = RecordType.seedTypes
+
+    /// A single-file WAL of the seed's legacy layout to move into ``directory`` on open.
+    public var legacyFile: String? = nil
+
+    /// Where the WAL logs (at info level and below). Default: a logger that discards
+    /// everything; the library never bootstraps logging itself.
+    public var logger: Logger = Logger(label: "swift-wal", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// A configuration for `directory` with every other option at its default.
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    func validate() throws(WALError) {
+        guard !directory.isEmpty else { throw WALError.invalidConfiguration("directory is empty") }
+        guard segmentTargetSize > 0 else { throw WALError.invalidConfiguration("segmentTargetSize must be positive") }
+        guard bufferSize >= 4096, bufferSize % 4096 == 0 else {
+            throw WALError.invalidConfiguration("bufferSize must be a positive multiple of 4096, got \(bufferSize)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Glibc
+
+/// Every error the WAL throws. Each case carries what a caller needs to act on it.
+public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A system call failed. `operation` names the call (`pwrite`, `fdatasync`, `open`, ...).
+    case io(operation: String, errno: Int32, path: String)
+    /// A record inside the log is damaged where the log cannot legitimately end:
+    /// anywhere in a sealed segment, or a segment whose records do not match its name.
+    case corruption(segment: String, offset: Int64, lsn: LSN, reason: String)
+    /// The LSN sequence skips: `expected` was due, `found` came next.
+    case lsnGap(segment: String, expected: LSN, found: LSN)
+    /// A record has a type with the required bit that this WAL does not know.
+    case unknownRequiredRecordType(type: UInt16, lsn: LSN, segment: String)
+    /// A record was written by a newer format version than this reader supports.
+    case unsupportedFormatVersion(version: UInt16, segment: String, offset: Int64)
+    /// A payload is larger than the format allows (64 MiB). The WAL stays usable.
+    case payloadTooLarge(size: Int, limit: Int)
+    /// The WAL was closed.
+    case closed
+    /// An earlier write or sync failed, so nothing after it can be proven durable;
+    /// the WAL refuses further work until it is reopened. Carries the original failure.
+    indirect case failed(WALError)
+    /// The configuration demands O_DIRECT but the file system refuses it (tmpfs, for example).
+    case directIOUnsupported(path: String)
+    /// The configuration is not usable.
+    case invalidConfiguration(String)
+    /// The requested I/O engine cannot run here (for example io_uring forbidden by seccomp).
+    case engineUnavailable(engine: String, reason: String)
+
+    /// The errno of an I/O failure, if there is one (also through ``failed(_:)``).
+    public var errno: Int32? {
+        switch self {
+        case .io(_, let code, _): return code
+        case .failed(let inner): return inner.errno
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .io(let operation, let code, let path):
+            return "\(operation) failed on \(path): \(String(cString: strerror(code))) (errno \(code))"
+        case .corruption(let segment, let offset, let lsn, let reason):
+            return "corrupt WAL: \(reason) in \(segment) at offset \(offset) (LSN \(lsn))"
+        case .lsnGap(let segment, let expected, let found):
+            return "corrupt WAL: LSN gap in \(segment): expected LSN \(expected), found \(found)"
+        case .unknownRequiredRecordType(let type, let lsn, let segment):
+            return "unknown required record type 0x\(String(type, radix: 16, uppercase: true)) at LSN \(lsn) in \(segment)"
+        case .unsupportedFormatVersion(let version, let segment, let offset):
+            return "record format version \(version) in \(segment) at offset \(offset) is newer than supported (\(RecordHeader.formatVersion))"
+        case .payloadTooLarge(let size, let limit):
+            return "payload of \(size) bytes exceeds the limit of \(limit) bytes"
+        case .closed:
+            return "the WAL is closed"
+        case .failed(let cause):
+            return "the WAL refuses further writes after an earlier failure: \(cause)"
+        case .directIOUnsupported(let path):
+            return "O_DIRECT was required but the file system of \(path) refuses it"
+        case .invalidConfiguration(let message):
+            return "invalid WAL configuration: \(message)"
+        case .engineUnavailable(let engine, let reason):
+            return "the \(engine) I/O engine is unavailable: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Glibc
+
+/// A fixed-size, page-aligned byte buffer owned by the I/O layer: O_DIRECT transfers
+/// need the memory, the length and the file offset aligned to the device's block size.
+final class AlignedBuffer {
+    /// The alignment of every buffer and of every O_DIRECT transfer.
+    static let alignment = 4096
+
+    let capacity: Int
+    let base: UnsafeMutableRawPointer
+
+    /// Allocates `capacity` bytes (a multiple of ``alignment``), zero-filled.
+    init(capacity: Int) {
+        precondition(capacity > 0 && capacity % Self.alignment == 0, "buffer capacity must be a multiple of \(Self.alignment)")
+        var pointer: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&pointer, Self.alignment, capacity)
+        precondition(rc == 0 && pointer != nil, "posix_memalign(\(capacity)) failed: \(rc)")
+        self.capacity = capacity
+        self.base = pointer!
+        memset(base, 0, capacity)
+    }
+
+    deinit { free(base) }
+
+    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: capacity) }
+
+    func slice(_ range: Range<Int>) -> UnsafeMutableRawBufferPointer {
+        precondition(range.lowerBound >= 0 && range.upperBound <= capacity)
+        return UnsafeMutableRawBufferPointer(rebasing: bytes[range])
+    }
+
+    static func alignDown(_ value: Int) -> Int { value & ~(alignment - 1) }
+    static func alignUp(_ value: Int) -> Int { (value + alignment - 1) & ~(alignment - 1) }
+    static func alignDown(_ value: Int64) -> Int64 { value & ~Int64(alignment - 1) }
+}

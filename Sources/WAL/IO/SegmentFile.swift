@@ -1,0 +1,64 @@
+import CLiburing
+import Glibc
+import Logging
+
+/// Whether segment files bypass the page cache.
+public enum DirectIOPolicy: String, Sendable, CaseIterable {
+    /// O_DIRECT where the file system accepts it; buffered I/O otherwise, logged once.
+    case automatic
+    /// O_DIRECT or ``WALError/directIOUnsupported(path:)``.
+    case required
+    /// Buffered I/O (the page cache holds what was written).
+    case disabled
+}
+
+/// An open segment file: its descriptor, its path, and whether it bypasses the page cache.
+final class SegmentFile {
+    let descriptor: Int32
+    let path: String
+    let isDirect: Bool
+    private var isClosed = false
+
+    private init(descriptor: Int32, path: String, isDirect: Bool) {
+        self.descriptor = descriptor
+        self.path = path
+        self.isDirect = isDirect
+    }
+
+    /// Opens (or creates, with `create`) a segment for reading and writing.
+    ///
+    /// With O_DIRECT wanted, the open is tried with it first; EINVAL means the file system
+    /// refuses it (tmpfs does), which `.automatic` answers by reopening without.
+    static func open(path: String, create: Bool, exclusive: Bool = false, directIO: DirectIOPolicy, logger: Logger) throws(WALError) -> SegmentFile {
+        var flags = O_RDWR
+        if create { flags |= O_CREAT }
+        if exclusive { flags |= O_EXCL }
+        if directIO != .disabled {
+            do {
+                let fd = try Syscall.open(path, flags: flags | CLiburing_O_DIRECT)
+                return SegmentFile(descriptor: fd, path: path, isDirect: true)
+            } catch where error.errno == EINVAL {
+                if directIO == .required { throw WALError.directIOUnsupported(path: path) }
+                logger.info("file system refuses O_DIRECT; using buffered I/O", metadata: ["path": "\(path)"])
+            }
+        }
+        let fd = try Syscall.open(path, flags: flags)
+        return SegmentFile(descriptor: fd, path: path, isDirect: false)
+    }
+
+    /// Opens a segment read-only through the page cache (replay and inspection).
+    static func openForReading(path: String) throws(WALError) -> SegmentFile {
+        let fd = try Syscall.open(path, flags: O_RDONLY)
+        return SegmentFile(descriptor: fd, path: path, isDirect: false)
+    }
+
+    func size() throws(WALError) -> Int64 { try Syscall.fileSize(descriptor, path: path) }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        Syscall.close(descriptor)
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,178 @@
+import CLiburing
+import Glibc
+
+/// The one place where system calls are made and errno is read.
+///
+/// Each wrapper is `@inline(never)` so that nothing runs between the call and reading errno,
+/// retries EINTR itself, and turns any other failure into ``WALError/io(operation:errno:path:)``
+/// naming the call and the path. Programmer errors (EBADF, EFAULT) are bugs and trap.
+enum Syscall {
+    /// Test hook: when set, consulted before each call; returning an errno makes the call fail
+    /// with it instead of running. Used by fault-injection tests only.
+    nonisolated(unsafe) static var faultInjector: (@Sendable (_ operation: String, _ path: String) -> Int32?)?
+
+    @inline(never)
+    private static func call<T: BinaryInteger>(_ operation: String, path: String, _ body: () -> T) throws(WALError) -> T {
+        if let injector = faultInjector, let code = injector(operation, path) {
+            throw WALError.io(operation: operation, errno: code, path: path)
+        }
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            let code = CLiburing_errno()
+            if code == EINTR { continue }
+            precondition(code != EBADF && code != EFAULT, "\(operation) on \(path): programmer error, errno \(code)")
+            throw WALError.io(operation: operation, errno: code, path: path)
+        }
+    }
+
+    static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(WALError) -> Int32 {
+        try call("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    static func close(_ fd: Int32) {
+        // close(2) must not be retried on EINTR on Linux: the descriptor is gone either way.
+        _ = Glibc.close(fd)
+    }
+
+    /// Writes all of `buffer` at `offset`, continuing after short writes.
+    static func pwriteAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64, path: String) throws(WALError) {
+        var done = 0
+        while done < buffer.count {
+            let n = try call("pwrite", path: path) {
+                Glibc.pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            }
+            // A zero-byte write of a non-empty buffer makes no progress; report it rather than spin.
+            if n == 0 { throw WALError.io(operation: "pwrite", errno: EIO, path: path) }
+            done += n
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`, continuing after short reads; returns fewer only at EOF.
+    static func preadFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws(WALError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = try call("pread", path: path) {
+                Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    static func fdatasync(_ fd: Int32, path: String) throws(WALError) {
+        _ = try call("fdatasync", path: path) { Glibc.fdatasync(fd) }
+    }
+
+    static func fsync(_ fd: Int32, path: String) throws(WALError) {
+        _ = try call("fsync", path: path) { Glibc.fsync(fd) }
+    }
+
+    static func ftruncate(_ fd: Int32, length: Int64, path: String) throws(WALError) {
+        _ = try call("ftruncate", path: path) { Glibc.ftruncate(fd, off_t(length)) }
+    }
+
+    static func fallocate(_ fd: Int32, mode: Int32, offset: Int64, length: Int64, path: String) throws(WALError) {
+        _ = try call("fallocate", path: path) { CLiburing_fallocate(fd, mode, off_t(offset), off_t(length)) }
+    }
+
+    /// The size of the file at `path`, or nil when it is gone.
+    static func fileSize(atPath path: String) throws(WALError) -> Int64? {
+        var st = stat()
+        do {
+            _ = try call("stat", path: path) { CLiburing_stat(path, &st) }
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        return Int64(st.st_size)
+    }
+
+    static func fileSize(_ fd: Int32, path: String) throws(WALError) -> Int64 {
+        var st = stat()
+        _ = try call("fstat", path: path) { Glibc.fstat(fd, &st) }
+        return Int64(st.st_size)
+    }
+
+    static func rename(_ from: String, _ to: String) throws(WALError) {
+        _ = try call("rename", path: from) { Glibc.rename(from, to) }
+    }
+
+    static func unlink(_ path: String) throws(WALError) {
+        _ = try call("unlink", path: path) { Glibc.unlink(path) }
+    }
+
+    static func mkdir(_ path: String) throws(WALError) {
+        do {
+            _ = try call("mkdir", path: path) { Glibc.mkdir(path, 0o755) }
+        } catch where error.errno == EEXIST {
+            return
+        }
+    }
+
+    /// The kind of file at `path` (following links), or nil when nothing is there.
+    static func fileType(_ path: String) throws(WALError) -> mode_t? {
+        var st = stat()
+        do {
+            _ = try call("stat", path: path) { CLiburing_stat(path, &st) }
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        return st.st_mode & S_IFMT
+    }
+
+    /// Creates `path` and any missing parents (like `mkdir -p`), fsyncing each parent that gained an entry.
+    static func makeDirectories(_ path: String) throws(WALError) {
+        if try fileType(path) == S_IFDIR { return }
+        let parent = FilePaths.parent(of: path)
+        if parent != path { try makeDirectories(parent) }
+        try mkdir(path)
+        try fsyncDirectory(parent)
+    }
+
+    /// Makes a directory's entries (creations, renames, deletions) durable.
+    static func fsyncDirectory(_ path: String) throws(WALError) {
+        let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path: path)
+    }
+
+    /// Names in a directory, without "." and "..".
+    static func listDirectory(_ path: String) throws(WALError) -> [String] {
+        guard let dir = opendir(path) else {
+            throw WALError.io(operation: "opendir", errno: CLiburing_errno(), path: path)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+
+/// Path helpers that need no Foundation.
+enum FilePaths {
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+
+    static func lastComponent(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
+    }
+}

@@ -1,0 +1,45 @@
+/// A stream of records in LSN order, read from disk as it is consumed.
+///
+/// Use it as a synchronous cursor:
+/// ```swift
+/// var records = wal.records(from: checkpoint)
+/// while let record = try records.next() { apply(record) }
+/// ```
+/// or as an `AsyncSequence`: `for try await record in wal.records(from: checkpoint) { ... }`.
+///
+/// A damaged log ends the stream with a ``WALError`` at the damaged record, after every
+/// record before it; a torn tail of the last segment ends it quietly.
+public struct RecordStream: AsyncSequence, AsyncIteratorProtocol {
+    public typealias Element = WALRecord
+    public typealias Failure = WALError
+
+    private let cursor: ReplayCursor
+
+    init(cursor: ReplayCursor) {
+        self.cursor = cursor
+    }
+
+    /// The next record, or nil at the end of the log.
+    public mutating func next() throws(WALError) -> WALRecord? {
+        try cursor.next()
+    }
+
+    public func makeAsyncIterator() -> RecordStream { self }
+
+    /// Calls `body` with each remaining record.
+    public mutating func forEach(_ body: (WALRecord) throws -> Void) throws {
+        while let record = try next() { try body(record) }
+    }
+}
+
+/// One page of records: at most the number asked for, and whether more follow.
+public struct RecordPage: Sendable, Equatable {
+    public var records: [WALRecord]
+    /// True when the page is full and the log continues past it.
+    public var hasMore: Bool
+
+    public init(records: [WALRecord], hasMore: Bool) {
+        self.records = records
+        self.hasMore = hasMore
+    }
+}

@@ -1,0 +1,124 @@
+/// Streams the records of a WAL directory in LSN order, enforcing the recovery rules.
+///
+/// | what is found | in a sealed segment | in the last segment |
+/// |---|---|---|
+/// | bytes that are not a valid record (torn, bad CRC, bad magic) | ``WALError/corruption(segment:offset:lsn:reason:)`` | end of the log (a crash cut the last write) |
+/// | a valid record with an LSN above the one due | ``WALError/lsnGap(segment:expected:found:)`` | the same |
+/// | a valid record with an LSN below the one due | corruption | end of the log (stale bytes) |
+/// | non-zero bytes after the end of data | corruption | ignored |
+/// | a segment named other than the LSN due | ``WALError/lsnGap(segment:expected:found:)`` | the same |
+/// | an unknown type with the required bit | ``WALError/unknownRequiredRecordType(type:lsn:segment:)`` | the same |
+/// | an unknown type without it | skipped (its LSN still counts) | the same |
+///
+/// Only one segment is open at a time and the scanner's window is reused, so memory is
+/// bounded by the largest record. Segments are listed when the cursor starts: a cursor
+/// running beside a writer sees a prefix of the log.
+final class ReplayCursor {
+    private let directory: String
+    private let recordTypes: Set<RecordType>
+    private let from: LSN
+    private var segments: [SegmentInfo]?
+    private var index = 0
+    private var scanner: SegmentScanner?
+    private var isLastSegment = false
+    private var expectedLSN: LSN?
+    private var finished = false
+    private let engine = POSIXEngine()
+
+    init(directory: String, from: LSN, recordTypes: Set<RecordType>) {
+        self.directory = directory
+        self.from = from
+        self.recordTypes = recordTypes
+    }
+
+    /// The next record at or above `from`, or nil at the end of the log.
+    func next() throws(WALError) -> WALRecord? {
+        guard !finished else { return nil }
+        do {
+            return try advance()
+        } catch {
+            finished = true
+            scanner = nil
+            throw error
+        }
+    }
+
+    private func advance() throws(WALError) -> WALRecord? {
+        if segments == nil { segments = try SegmentDirectory.discover(directory) }
+        let segments = self.segments!
+        while true {
+            guard let scanner else {
+                guard index < segments.count else { return finish() }
+                try openSegment(segments, at: index)
+                continue
+            }
+            let segment = segments[index]
+            switch try scanner.next() {
+            case .record(let header, let payload):
+                let due = expectedLSN!
+                if header.lsn != due {
+                    if header.lsn > due {
+                        throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn)
+                    }
+                    if isLastSegment { return finish() }
+                    let reason = due == segment.firstLSN
+                        ? "first record has LSN \(header.lsn), but the segment's name says \(segment.firstLSN)"
+                        : "record repeats LSN \(header.lsn)"
+                    throw WALError.corruption(segment: segment.name, offset: scanner.offset - Int64(header.recordLength),
+                                              lsn: due, reason: reason)
+                }
+                expectedLSN = due + 1
+                if header.lsn < from { continue }
+                let type = RecordType(rawValue: header.storedType)
+                if !recordTypes.contains(type) {
+                    if type.isRequired {
+                        throw WALError.unknownRequiredRecordType(type: type.rawValue, lsn: header.lsn, segment: segment.name)
+                    }
+                    continue
+                }
+                return WALRecord(lsn: header.lsn, type: type, tenant: header.tenant, vshard: header.vshard,
+                                 payload: Array(payload), isEncrypted: RecordType.isEncrypted(storedValue: header.storedType))
+            case .end:
+                if !isLastSegment, let offset = try scanner.firstNonZeroByte() {
+                    throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!,
+                                              reason: "data after the end of the segment's records")
+                }
+                closeSegment()
+            case .invalid(let offset, let reason):
+                if isLastSegment { return finish() }
+                throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!, reason: reason)
+            }
+        }
+    }
+
+    private func openSegment(_ segments: [SegmentInfo], at position: Int) throws(WALError) {
+        let segment = segments[position]
+        // A segment whose successor starts at or below `from` holds nothing wanted: skip it unread.
+        if position + 1 < segments.count, segments[position + 1].firstLSN <= from {
+            index += 1
+            return
+        }
+        if let due = expectedLSN, segment.firstLSN != due {
+            if segment.firstLSN > due {
+                throw WALError.lsnGap(segment: segment.name, expected: due, found: segment.firstLSN)
+            }
+            throw WALError.corruption(segment: segment.name, offset: 0, lsn: due,
+                                      reason: "segment starts at LSN \(segment.firstLSN), inside the previous segment")
+        }
+        expectedLSN = segment.firstLSN
+        isLastSegment = position == segments.count - 1
+        scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine)
+    }
+
+    private func closeSegment() {
+        scanner?.file.close()
+        scanner = nil
+        index += 1
+    }
+
+    private func finish() -> WALRecord? {
+        closeSegment()
+        finished = true
+        return nil
+    }
+}

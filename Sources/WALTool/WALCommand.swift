@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `wal` command-line tool.
+@main
+struct WALCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal",
+        abstract: "Inspect, verify and benchmark swift-wal write-ahead logs.",
+        subcommands: [BenchCommand.self]
+    )
+}
