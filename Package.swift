@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // liburing plus the Linux constants Swift cannot import (O_DIRECT, fallocate flags, IOSQE_* flags).
@@ -46,7 +47,12 @@ let package = Package(
         ),
         .testTarget(
             name: "WALTests",
-            dependencies: ["WAL", "CISAL"]
+            dependencies: [
+                "WAL",
+                "CISAL",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Vectors"]
         ),
     ]
 )

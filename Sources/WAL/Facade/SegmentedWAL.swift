@@ -127,7 +127,7 @@ public final class SegmentedWAL: Sendable {
             throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
         }
         return try withState { (state) throws(WALError) -> LSN in
-            let writer = try self.rollIfNeeded(&state)
+            let writer = try self.roll(&state, force: false)
             return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
         }
     }
@@ -170,6 +170,14 @@ public final class SegmentedWAL: Sendable {
                 writer.abandon()
                 throw error
             }
+        }
+    }
+
+    /// Seals the active segment now and starts a new one at ``nextLSN``, whatever its size.
+    /// Does nothing when the active segment holds no record yet.
+    public func rollSegment() throws(WALError) {
+        try withState { (state) throws(WALError) in
+            _ = try self.roll(&state, force: true)
         }
     }
 
@@ -256,11 +264,11 @@ public final class SegmentedWAL: Sendable {
         }
     }
 
-    /// Seals the active segment and starts the next when the active one reached its target size.
-    /// Must run under the lock.
-    private func rollIfNeeded(_ state: inout State) throws(WALError) -> SegmentWriter {
+    /// Seals the active segment and starts the next when the active one reached its target size
+    /// (or always, with `force`), provided it holds a record. Must run under the lock.
+    private func roll(_ state: inout State, force: Bool) throws(WALError) -> SegmentWriter {
         let writer = state.writer!
-        guard writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
+        guard force || writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
         try writer.seal()
         let next = try Self.createSegment(firstLSN: writer.nextLSN, configuration: configuration, engine: ioEngine.value)
         try Syscall.fsyncDirectory(configuration.directory)

@@ -1,0 +1,121 @@
+import Crypto
+import Foundation
+import Testing
+@testable import WAL
+
+/// A fresh directory under /tmp (ext4 on these machines, so O_DIRECT works), removed afterwards.
+func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
+    var template = Array("/tmp/swift-wal-test-XXXXXX".utf8CString)
+    let path = try template.withUnsafeMutableBufferPointer { buffer -> String in
+        guard let result = mkdtemp(buffer.baseAddress!) else { throw POSIXError(.init(rawValue: errno)!) }
+        return String(cString: result)
+    }
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try body(path)
+}
+
+/// The same, for async test bodies.
+func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws -> T {
+    var template = Array("/tmp/swift-wal-test-XXXXXX".utf8CString)
+    let path = try template.withUnsafeMutableBufferPointer { buffer -> String in
+        guard let result = mkdtemp(buffer.baseAddress!) else { throw POSIXError(.init(rawValue: errno)!) }
+        return String(cString: result)
+    }
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try await body(path)
+}
+
+/// A configuration for tests: small buffers so that flushes and rollovers happen often.
+func testConfiguration(_ directory: String, segmentTargetSize: Int64 = 64 << 20,
+                       directIO: DirectIOPolicy = .automatic, engine: IOEngineChoice = .automatic) -> WALConfiguration {
+    var configuration = WALConfiguration(directory: directory)
+    configuration.segmentTargetSize = segmentTargetSize
+    configuration.directIO = directIO
+    configuration.engine = engine
+    return configuration
+}
+
+/// Every record of a WAL directory, read without opening it for writing.
+func replayAll(_ directory: String, from lsn: LSN = 1) throws -> [WALRecord] {
+    var records: [WALRecord] = []
+    var stream = SegmentedWAL.records(in: directory, from: lsn)
+    while let record = try stream.next() { records.append(record) }
+    return records
+}
+
+/// The records read before replay threw, and what it threw (nil when it did not).
+func replayUntilError(_ directory: String, recordTypes: Set<RecordType> = RecordType.seedTypes)
+    -> (records: [WALRecord], error: WALError?) {
+    var records: [WALRecord] = []
+    var stream = SegmentedWAL.records(in: directory, from: 1, recordTypes: recordTypes)
+    do {
+        while let record = try stream.next() { records.append(record) }
+        return (records, nil)
+    } catch {
+        return (records, error)
+    }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// Deterministic pseudo-random bytes (SplitMix64), so failures reproduce from a seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func randomPayload(count: Int, using rng: inout SplitMix64) -> [UInt8] {
+    var payload = [UInt8](repeating: 0, count: count)
+    var index = 0
+    while index < count {
+        var word = rng.next()
+        for _ in 0..<8 where index < count {
+            payload[index] = UInt8(truncatingIfNeeded: word)
+            word >>= 8
+            index += 1
+        }
+    }
+    return payload
+}
+
+/// Segment files of a directory, oldest first.
+func segmentPaths(_ directory: String) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: directory)
+        .filter { $0.hasPrefix("wal-") && $0.hasSuffix(".seg") }
+        .sorted()
+        .map { directory + "/" + $0 }
+}
+
+func fileBytes(_ path: String) throws -> [UInt8] {
+    Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// Overwrites `count` bytes at `offset` of a file, in place.
+func patchFile(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+    var contents = try fileBytes(path)
+    contents.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+    try writeFile(path, contents)
+}
+
+func truncateFile(_ path: String, to length: Int) throws {
+    #expect(truncate(path, off_t(length)) == 0)
+}
+
+func fileSize(_ path: String) throws -> Int {
+    (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
+}
