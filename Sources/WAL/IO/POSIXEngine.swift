@@ -13,7 +13,7 @@ final class POSIXEngine: IOEngine {
     func complete() throws(WALError) {}
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, from file: SegmentFile) throws(WALError) -> Int {
-        try Syscall.preadFull(file.descriptor, buffer, offset: offset, path: file.path)
+        try Syscall.preadFull(file.descriptor, buffer, offset: offset, path: file.path, direct: file.isDirect)
     }
 
     func shutdown() {}

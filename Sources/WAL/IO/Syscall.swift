@@ -49,14 +49,19 @@ enum Syscall {
     }
 
     /// Reads up to `buffer.count` bytes at `offset`, continuing after short reads; returns fewer only at EOF.
-    static func preadFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String) throws(WALError) -> Int {
+    /// Reads until `buffer` is full or the file ends. With O_DIRECT (`direct`), a short read
+    /// means the end of the file: the next offset would be unaligned and pread would refuse it.
+    static func preadFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String,
+                          direct: Bool = false) throws(WALError) -> Int {
         var done = 0
         while done < buffer.count {
+            let wanted = buffer.count - done
             let n = try call("pread", path: path) {
-                Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+                Glibc.pread(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
             if n == 0 { break }
             done += n
+            if direct && n < wanted { break }
         }
         return done
     }

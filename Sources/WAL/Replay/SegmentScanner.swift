@@ -109,19 +109,23 @@ final class SegmentScanner {
     }
 
     /// Makes `[offset, offset + count)` present in the window; returns how many of those bytes
-    /// the file has (fewer only at its end).
+    /// the file has (fewer only at its end). Reads start at a block boundary and cover whole
+    /// blocks, as O_DIRECT requires, and read ahead up to the window size.
     private func load(_ count: Int, at position: Int64) throws(WALError) -> Int {
         let wanted = Int(min(Int64(count), fileSize - position))
         if position >= windowStart && position + Int64(wanted) <= windowStart + Int64(windowCount) {
             return wanted
         }
-        if wanted > window.count {
+        let start = AlignedBuffer.alignDown(position)
+        let needed = AlignedBuffer.alignUp(Int(position - start) + wanted)
+        let length = max(needed, min(Self.windowSize, AlignedBuffer.alignUp(Int(fileSize - start))))
+        if length > window.count {
             window.deallocate()
-            window = UnsafeMutableRawBufferPointer.allocate(byteCount: wanted, alignment: 4096)
+            window = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: AlignedBuffer.alignment)
         }
-        windowStart = position
-        windowCount = try engine.read(into: window, at: position, from: file)
-        return min(wanted, windowCount)
+        windowStart = start
+        windowCount = try engine.read(into: UnsafeMutableRawBufferPointer(rebasing: window[0..<length]), at: start, from: file)
+        return max(0, min(wanted, windowCount - Int(position - start)))
     }
 
     private func bytes(at position: Int64, count: Int) -> UnsafeRawBufferPointer {

@@ -1,0 +1,224 @@
+import Foundation
+import Testing
+@testable import WAL
+
+@Suite("Durability and reopen")
+struct DurabilityTests {
+    /// 1,000 records with a sync after each through O_DIRECT on /tmp (ext4), then reopen
+    /// and append again, twice.
+    @Test func thousandDirectRecordsSurviveReopenTwice() throws {
+        try withTemporaryDirectory { dir in
+            var expected: [[UInt8]] = []
+            do {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+                #expect(wal.isDirectIO)
+                for i in 0..<1000 {
+                    let payload = bytes("record \(i) " + String(repeating: "x", count: i % 97))
+                    #expect(try wal.append(.put, tenant: UInt32(i), vshard: 1, payload: payload) == LSN(i + 1))
+                    try wal.sync()
+                    #expect(wal.durableLSN == LSN(i + 1))
+                    expected.append(payload)
+                }
+            }
+            for round in 0..<2 {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+                let replayed = try wal.records(from: 1, limit: 10_000).records
+                #expect(replayed.map(\.payload) == expected, "round \(round)")
+                #expect(replayed.map(\.lsn) == (1...LSN(expected.count)).map { $0 })
+                #expect(wal.nextLSN == LSN(expected.count + 1))
+                for i in 0..<10 {
+                    let payload = bytes("round \(round) record \(i)")
+                    try wal.append(.put, tenant: 0, vshard: 0, payload: payload)
+                    expected.append(payload)
+                    if i % 3 == 0 { try wal.sync() }
+                }
+                try wal.sync()
+            }
+            #expect(try replayAll(dir).map(\.payload) == expected)
+        }
+    }
+
+    /// A segment is dense whatever the sync pattern: records written with syncs in the middle
+    /// of 4 KiB blocks leave no zero gap, so the file is exactly the records laid end to end.
+    @Test func syncsInsideABlockLeaveNoZeroGap() throws {
+        try withTemporaryDirectory { dir in
+            var lengths: [Int] = []
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+            for i in 0..<300 {
+                let payload = [UInt8](repeating: UInt8(i & 0xFF) | 1, count: (i * 37) % 500)
+                try wal.append(.put, payload: payload)
+                lengths.append(RecordHeader.size + payload.count)
+                if i % 7 == 0 { try wal.sync() }
+            }
+            try wal.sync()
+            let path = dir + "/wal-00000000000000000001.seg"
+            let logical = lengths.reduce(0, +)
+            let onDisk = try fileBytes(path)
+            // While active, the file may extend to the block boundary with zeros, nothing else.
+            #expect(onDisk.count >= logical && onDisk.count <= (logical + 4095) / 4096 * 4096)
+            #expect(onDisk[logical...].allSatisfy { $0 == 0 })
+            // Every record starts where the previous one ended.
+            var offset = 0
+            for (index, length) in lengths.enumerated() {
+                let header = try #require(Array(onDisk[offset..<offset + RecordHeader.size]).withUnsafeBytes {
+                    RecordHeader(decoding: $0)
+                })
+                #expect(header.lsn == LSN(index + 1))
+                offset += length
+            }
+            try wal.close()
+            #expect(try fileSize(path) == logical)
+        }
+    }
+
+    /// A torn tail (half a record) is cut at reopen; the next records take its place and
+    /// replay never shows the torn one or anything after it.
+    @Test func tornTailThenReopenThenAppend() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                for i in 0..<10 { try wal.append(.put, payload: bytes("old-\(i)") + [UInt8](repeating: 0xAB, count: 1000)) }
+                try wal.close()
+            }
+            let path = dir + "/wal-00000000000000000001.seg"
+            let size = try fileSize(path)
+            // Tear the last record (LSN 10) in the middle of its payload.
+            try truncateFile(path, to: size - 500)
+            do {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                #expect(wal.nextLSN == 10)
+                #expect(try fileSize(path) <= size - 1030 + 4095)
+                try wal.append(.delete, payload: bytes("new-10"))
+                try wal.append(.delete, payload: bytes("new-11"))
+                try wal.sync()
+            }
+            let records = try replayAll(dir)
+            #expect(records.map(\.lsn) == Array(1...11))
+            #expect(records[9].payload == bytes("new-10") && records[10].payload == bytes("new-11"))
+            #expect(records.prefix(9).allSatisfy { $0.type == .put })
+        }
+    }
+
+    /// Stale records past the valid end (a rewritten region of an earlier, longer log) are
+    /// removed at reopen, so they can never come back when later records fill the gap.
+    @Test func staleRecordsAfterTheEndNeverReappear() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                for i in 0..<20 { try wal.append(.put, payload: bytes("first-life-\(i)")) }
+                try wal.close()
+            }
+            let path = dir + "/wal-00000000000000000001.seg"
+            let original = try fileBytes(path)
+            // Damage LSN 11's CRC: LSN 11...20 are now unreachable stale bytes behind a bad record.
+            let recordLength = RecordHeader.size + bytes("first-life-10").count
+            let offsetOf11 = (0..<10).reduce(0) { $0 + RecordHeader.size + bytes("first-life-\($1)").count }
+            #expect(recordLength > 0)
+            try patchFile(path, at: offsetOf11 + RecordHeader.size, with: [original[offsetOf11 + RecordHeader.size] ^ 0xFF])
+            do {
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                #expect(wal.nextLSN == 11)
+                #expect(try fileSize(path) < original.count)
+                // Records exactly as long as the stale ones: if the stale bytes were still there,
+                // LSN 12...20 from the first life would line up behind them.
+                try wal.append(.delete, payload: bytes("secnd-life-10"))
+                try wal.sync()
+            }
+            let records = try replayAll(dir)
+            #expect(records.count == 11)
+            #expect(records.last?.payload == bytes("secnd-life-10"))
+            let reopened = try SegmentedWAL(configuration: testConfiguration(dir))
+            #expect(reopened.nextLSN == 12)
+        }
+    }
+
+    /// Randomised: payload sizes from 0 B to a few MiB, random syncs, random close/reopen with
+    /// small segments. Replay equals everything appended up to the last sync, in order.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func randomisedAppendsSyncsAndReopens(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        try withTemporaryDirectory { dir in
+            var expected: [(RecordType, UInt32, [UInt8])] = []
+            var wal: SegmentedWAL? = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 256 << 10))
+            for step in 0..<400 {
+                let roll = Int.random(in: 0..<100, using: &rng)
+                let size: Int
+                switch roll {
+                case 0..<2: size = Int.random(in: 1 << 20...3 << 20, using: &rng)
+                case 2..<10: size = Int.random(in: 4000...70_000, using: &rng)
+                case 10..<15: size = 0
+                default: size = Int.random(in: 1...600, using: &rng)
+                }
+                let payload = randomPayload(count: size, using: &rng)
+                let type: RecordType = roll % 2 == 0 ? .put : .delete
+                let tenant = UInt32(step)
+                #expect(try wal!.append(type, tenant: tenant, vshard: UInt16(step % 7), payload: payload) == LSN(expected.count + 1))
+                expected.append((type, tenant, payload))
+                if Int.random(in: 0..<4, using: &rng) == 0 { try wal!.sync() }
+                if Int.random(in: 0..<40, using: &rng) == 0 {
+                    try wal!.close()
+                    wal = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 256 << 10))
+                    #expect(wal!.nextLSN == LSN(expected.count + 1))
+                }
+            }
+            try wal!.sync()
+            #expect(try wal!.segments().count > 3)
+            let records = try replayAll(dir)
+            #expect(records.count == expected.count)
+            for (record, want) in zip(records, expected) {
+                #expect(record.type == want.0 && record.tenant == want.1)
+                #expect(record.payload == want.2, "LSN \(record.lsn)")
+            }
+            // Replay from the middle starts exactly there, whichever segment holds it.
+            let middle = LSN(expected.count / 2)
+            #expect(try replayAll(dir, from: middle).first?.lsn == middle)
+        }
+    }
+
+    /// Payloads up to 64 MiB work even though they exceed the 1 MiB write buffer; one byte more
+    /// is refused and the WAL stays usable.
+    @Test func largestPayloadAndOneByteMore() throws {
+        try withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            var rng = SplitMix64(seed: 64)
+            let largest = randomPayload(count: RecordHeader.maxPayloadLength, using: &rng)
+            #expect(try wal.append(.put, payload: bytes("before")) == 1)
+            #expect(try wal.append(.put, payload: largest) == 2)
+            #expect(throws: WALError.payloadTooLarge(size: RecordHeader.maxPayloadLength + 1, limit: RecordHeader.maxPayloadLength)) {
+                try wal.append(.put, payload: [UInt8](repeating: 1, count: RecordHeader.maxPayloadLength + 1))
+            }
+            #expect(try wal.append(.put, payload: bytes("after")) == 3)
+            try wal.close()
+            let records = try replayAll(dir)
+            #expect(records.map(\.lsn) == [1, 2, 3])
+            #expect(records[1].payload == largest)
+            #expect(records[2].payload == bytes("after"))
+        }
+    }
+
+    /// Appends made without a sync are durable after close (close syncs) and the reopened WAL
+    /// continues after them; a closed WAL refuses work with `.closed`.
+    @Test func closeSyncsAndThenRefuses() throws {
+        try withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            try wal.append(.put, payload: bytes("unsynced"))
+            try wal.close()
+            try wal.close()
+            #expect(throws: WALError.closed) { try wal.append(.put, payload: bytes("late")) }
+            #expect(throws: WALError.closed) { try wal.sync() }
+            #expect(throws: WALError.closed) { try wal.rollSegment() }
+            #expect(try replayAll(dir).map(\.payload) == [bytes("unsynced")])
+        }
+    }
+
+    /// Payloads of any Collection type (not only arrays) are accepted.
+    @Test func nonContiguousPayloads() throws {
+        try withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            try wal.append(.put, payload: (0..<200).lazy.map { UInt8($0) })
+            try wal.append(.put, payload: bytes("slice")[1...])
+            try wal.close()
+            #expect(try replayAll(dir).map(\.payload) == [(0..<200).map { UInt8($0) }, bytes("lice")])
+        }
+    }
+}
