@@ -51,6 +51,7 @@ let package = Package(
                 "WAL",
                 "CISAL",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Vectors"]
         ),

@@ -26,6 +26,7 @@ public final class SegmentedWAL: Sendable {
     public let engine: IOEngineKind
     /// Whether segment files are written with O_DIRECT.
     public let isDirectIO: Bool
+    private let directIOPolicy: DirectIOPolicy
 
     /// Everything mutable; only touched inside `state.withLock`, which is what makes the
     /// non-Sendable writer safe to share.
@@ -72,12 +73,15 @@ public final class SegmentedWAL: Sendable {
             writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
                                        end: tail.end, bufferSize: configuration.bufferSize)
         } else {
-            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, engine: engine)
+            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, directIO: configuration.directIO,
+                                            engine: engine)
         }
         try Syscall.fsyncDirectory(directory)
 
         self.engine = engine.kind
         self.isDirectIO = writer.file.isDirect
+        // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
+        self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
         self.ioEngine = UnsafeTransfer(engine)
         self.state = Mutex(State(writer: writer))
         logger.info("WAL opened", metadata: [
@@ -270,16 +274,18 @@ public final class SegmentedWAL: Sendable {
         let writer = state.writer!
         guard force || writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
         try writer.seal()
-        let next = try Self.createSegment(firstLSN: writer.nextLSN, configuration: configuration, engine: ioEngine.value)
+        let next = try Self.createSegment(firstLSN: writer.nextLSN, configuration: configuration, directIO: directIOPolicy,
+                                          engine: ioEngine.value)
         try Syscall.fsyncDirectory(configuration.directory)
         state.writer = next
         configuration.logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])
         return next
     }
 
-    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration, engine: IOEngine) throws(WALError) -> SegmentWriter {
+    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration, directIO: DirectIOPolicy,
+                                      engine: IOEngine) throws(WALError) -> SegmentWriter {
         let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
-        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: configuration.directIO,
+        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIO,
                                         logger: configuration.logger)
         return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
                                  bufferSize: configuration.bufferSize)

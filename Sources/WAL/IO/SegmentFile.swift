@@ -4,7 +4,7 @@ import Logging
 
 /// Whether segment files bypass the page cache.
 public enum DirectIOPolicy: String, Sendable, CaseIterable {
-    /// O_DIRECT where the file system accepts it; buffered I/O otherwise, logged once.
+    /// O_DIRECT where the file system accepts it; buffered I/O otherwise, logged once per WAL.
     case automatic
     /// O_DIRECT or ``WALError/directIOUnsupported(path:)``.
     case required
@@ -27,23 +27,30 @@ final class SegmentFile {
 
     /// Opens (or creates, with `create`) a segment for reading and writing.
     ///
-    /// With O_DIRECT wanted, the open is tried with it first; EINVAL means the file system
-    /// refuses it (tmpfs does), which `.automatic` answers by reopening without.
+    /// The file is first opened (and created) without O_DIRECT, then reopened with it: an
+    /// O_DIRECT create that the file system refuses would leave the file behind, and an
+    /// exclusive create could then not be retried. EINVAL from the O_DIRECT open means the
+    /// file system refuses it (ramfs; tmpfs before Linux 6.6), which `.automatic` answers by
+    /// keeping the buffered descriptor and `.required` by throwing.
     static func open(path: String, create: Bool, exclusive: Bool = false, directIO: DirectIOPolicy, logger: Logger) throws(WALError) -> SegmentFile {
         var flags = O_RDWR
         if create { flags |= O_CREAT }
         if exclusive { flags |= O_EXCL }
-        if directIO != .disabled {
-            do {
-                let fd = try Syscall.open(path, flags: flags | CLiburing_O_DIRECT)
-                return SegmentFile(descriptor: fd, path: path, isDirect: true)
-            } catch where error.errno == EINVAL {
-                if directIO == .required { throw WALError.directIOUnsupported(path: path) }
-                logger.info("file system refuses O_DIRECT; using buffered I/O", metadata: ["path": "\(path)"])
+        let buffered = try Syscall.open(path, flags: flags)
+        guard directIO != .disabled else { return SegmentFile(descriptor: buffered, path: path, isDirect: false) }
+        do {
+            let direct = try Syscall.open(path, flags: O_RDWR | CLiburing_O_DIRECT)
+            Syscall.close(buffered)
+            return SegmentFile(descriptor: direct, path: path, isDirect: true)
+        } catch where error.errno == EINVAL {
+            if directIO == .required {
+                Syscall.close(buffered)
+                if exclusive { try? Syscall.unlink(path) }
+                throw WALError.directIOUnsupported(path: path)
             }
+            logger.info("file system refuses O_DIRECT; using buffered I/O", metadata: ["path": "\(path)"])
+            return SegmentFile(descriptor: buffered, path: path, isDirect: false)
         }
-        let fd = try Syscall.open(path, flags: flags)
-        return SegmentFile(descriptor: fd, path: path, isDirect: false)
     }
 
     /// Opens a segment read-only through the page cache (replay and inspection).

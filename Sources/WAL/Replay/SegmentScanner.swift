@@ -49,6 +49,9 @@ final class SegmentScanner {
 
     deinit { window.deallocate() }
 
+    /// Bytes currently allocated for the read window (tests check it never follows a bogus length).
+    var windowCapacity: Int { window.count }
+
     /// Reads the record at the current offset.
     func next() throws(WALError) -> Step {
         while true {
