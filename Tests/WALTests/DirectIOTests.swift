@@ -88,7 +88,7 @@ struct DirectIOTests {
             #expect(throws: WALError.directIOUnsupported(path: dir + "/wal-00000000000000000001.seg")) {
                 try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
             }
-            #expect(try segmentPaths(dir).isEmpty, "the refused segment is not left behind")
+            #expect((try? segmentPaths(dir))?.isEmpty == true, "the refused segment is not left behind")
         }
     }
 
