@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
     var recordSize: Int = 100
 
     @Option(help: "Sync after this many records (1 = every append is a commit).")
-    var syncEvery: Int = 1
+    var syncEvery: Int = 16
 
     @Option(help: "I/O engine: automatic, io_uring or posix.")
     var engine: String = "automatic"
