@@ -1,13 +1,25 @@
 import Logging
 
-/// Chooses the I/O engine for a WAL.
+/// Chooses the I/O engine for a WAL: io_uring where the kernel allows it, POSIX otherwise.
 enum EngineSelection {
+    /// - `.automatic`: io_uring, or POSIX with one info line saying why io_uring cannot run
+    ///   (ENOSYS on old kernels or under seccomp, EPERM/EACCES, `kernel.io_uring_disabled`,
+    ///   a missing opcode).
+    /// - `.ioUring`: io_uring or ``WALError/engineUnavailable(engine:reason:)``.
+    /// - `.posix`: POSIX.
     static func make(_ choice: IOEngineChoice, logger: Logger) throws(WALError) -> IOEngine {
         switch choice {
-        case .posix, .automatic:
+        case .posix:
             return POSIXEngine()
         case .ioUring:
-            throw WALError.engineUnavailable(engine: "io_uring", reason: "not built yet")
+            return try IOUringEngine()
+        case .automatic:
+            do {
+                return try IOUringEngine()
+            } catch {
+                logger.info("io_uring unavailable; using the POSIX engine", metadata: ["reason": "\(error)"])
+                return POSIXEngine()
+            }
         }
     }
 }

@@ -1,0 +1,219 @@
+import CLiburing
+import Glibc
+
+/// The io_uring engine: each flush is one write SQE linked to an fdatasync SQE, submitted
+/// with a single `io_uring_enter`; ``complete()`` reaps both completions.
+///
+/// One ring per WAL, one flush in flight at a time (the segment writer's double-buffered ring
+/// fills the other buffer meanwhile). Every completion is checked:
+///
+/// | completion | meaning | action |
+/// |---|---|---|
+/// | write, `res` = remaining | done | — |
+/// | write, 0 < `res` < remaining | short write (breaks the link: fdatasync gets -ECANCELED) | resubmit the rest, with its fdatasync |
+/// | write, -EINTR / -EAGAIN | transient | resubmit, with its fdatasync |
+/// | write, other error or 0 | the flush failed | ``WALError/io(operation:errno:path:)`` "write" |
+/// | fdatasync, -ECANCELED | its write did not complete | follows the write's outcome |
+/// | fdatasync, other error | the data is not durable | ``WALError/io(operation:errno:path:)`` "fdatasync" |
+///
+/// The SQ holds at most two entries at once, far below its size; should it ever be full,
+/// the engine submits what is queued and waits for completions instead of failing.
+final class IOUringEngine: IOEngine {
+    var kind: IOEngineKind { .ioUring }
+
+    private static let entries: UInt32 = 8
+    private static let writeTag: UInt64 = 1
+    private static let syncTag: UInt64 = 2
+
+    private let ring: UnsafeMutablePointer<io_uring>
+    private var isShutDown = false
+
+    /// The flush in flight.
+    private struct Flush {
+        var base: UnsafeRawPointer
+        var length: Int
+        var offset: Int64
+        var written = 0
+        var file: SegmentFile
+        var sync: Bool
+    }
+    private var inFlight: Flush?
+    /// Completions still due for the current submission.
+    private var expected = 0
+
+    /// Sets up a ring and checks that the kernel supports every opcode the WAL uses.
+    /// - Throws: ``WALError/engineUnavailable(engine:reason:)`` saying why io_uring cannot run.
+    init() throws(WALError) {
+        if let disabled = Self.sysctlDisabled(), disabled != 0 {
+            throw WALError.engineUnavailable(engine: "io_uring", reason: "kernel.io_uring_disabled is \(disabled)")
+        }
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        // COOP_TASKRUN spares an interrupt per completion; kernels before 5.19 refuse it (EINVAL).
+        var result = io_uring_queue_init(Self.entries, ring, CLiburing_IORING_SETUP_COOP_TASKRUN)
+        if result == -EINVAL && CLiburing_IORING_SETUP_COOP_TASKRUN != 0 {
+            result = io_uring_queue_init(Self.entries, ring, 0)
+        }
+        guard result == 0 else {
+            ring.deallocate()
+            throw WALError.engineUnavailable(engine: "io_uring",
+                                             reason: "io_uring_queue_init failed: \(Self.errnoName(-result))")
+        }
+        guard let probe = io_uring_get_probe_ring(ring) else {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw WALError.engineUnavailable(engine: "io_uring", reason: "the kernel cannot be probed for opcodes")
+        }
+        defer { io_uring_free_probe(probe) }
+        let needed: [(Int32, String)] = [
+            (CLiburing_IORING_OP_WRITE, "IORING_OP_WRITE"), (CLiburing_IORING_OP_FSYNC, "IORING_OP_FSYNC"),
+            (CLiburing_IORING_OP_FALLOCATE, "IORING_OP_FALLOCATE"), (CLiburing_IORING_OP_READ, "IORING_OP_READ"),
+        ]
+        for (opcode, name) in needed where io_uring_opcode_supported(probe, opcode) == 0 {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw WALError.engineUnavailable(engine: "io_uring", reason: "the kernel does not support \(name)")
+        }
+    }
+
+    deinit { shutdown() }
+
+    func submitWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int64, to file: SegmentFile, sync: Bool) throws(WALError) {
+        precondition(inFlight == nil, "one flush at a time: complete() the previous one first")
+        let flush = Flush(base: bytes.baseAddress ?? UnsafeRawPointer(ring), length: bytes.count, offset: offset, file: file, sync: sync)
+        inFlight = flush
+        try queue(flush)
+    }
+
+    func complete() throws(WALError) {
+        while var flush = inFlight {
+            var writeError: Int32?
+            var syncError: Int32?
+            var resubmit = false
+            while expected > 0 {
+                let (tag, result) = try nextCompletion(flush.file.path)
+                expected -= 1
+                if tag == Self.writeTag {
+                    let remaining = flush.length - flush.written
+                    if result == -EINTR || result == -EAGAIN {
+                        resubmit = true
+                    } else if result < 0 {
+                        writeError = -result
+                    } else if result == 0 && remaining > 0 {
+                        writeError = EIO // no progress: the device took nothing
+                    } else if Int(result) < remaining {
+                        flush.written += Int(result)
+                        resubmit = true
+                    } else {
+                        flush.written += Int(result)
+                    }
+                } else if result == -ECANCELED {
+                    // Cancelled because its write failed or came up short: follows the write.
+                } else if result < 0 {
+                    syncError = -result
+                }
+            }
+            inFlight = flush
+            if let writeError {
+                inFlight = nil
+                throw WALError.io(operation: "write", errno: writeError, path: flush.file.path)
+            }
+            if let syncError {
+                inFlight = nil
+                throw WALError.io(operation: "fdatasync", errno: syncError, path: flush.file.path)
+            }
+            if resubmit {
+                try queue(flush)
+                continue
+            }
+            inFlight = nil
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, from file: SegmentFile) throws(WALError) -> Int {
+        try Syscall.preadFull(file.descriptor, buffer, offset: offset, path: file.path, direct: file.isDirect)
+    }
+
+    func shutdown() {
+        guard !isShutDown else { return }
+        isShutDown = true
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+    }
+
+    // MARK: Ring plumbing
+
+    /// Queues the rest of `flush` (write, linked to fdatasync when it syncs) and submits it.
+    private func queue(_ flush: Flush) throws(WALError) {
+        let remaining = flush.length - flush.written
+        let fd = flush.file.descriptor
+        if remaining > 0 {
+            let sqe = try nextSubmissionEntry(flush.file.path)
+            io_uring_prep_write(sqe, fd, flush.base + flush.written, UInt32(remaining), UInt64(flush.offset) + UInt64(flush.written))
+            io_uring_sqe_set_data64(sqe, Self.writeTag)
+            if flush.sync { sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK }
+            expected += 1
+        }
+        if flush.sync {
+            let sqe = try nextSubmissionEntry(flush.file.path)
+            io_uring_prep_fsync(sqe, fd, CLiburing_IORING_FSYNC_DATASYNC)
+            io_uring_sqe_set_data64(sqe, Self.syncTag)
+            expected += 1
+        }
+        try submit(flush.file.path)
+    }
+
+    /// A free SQE; when the queue is full, submits what is queued and reaps completions until one frees.
+    private func nextSubmissionEntry(_ path: String) throws(WALError) -> UnsafeMutablePointer<io_uring_sqe> {
+        while true {
+            if let sqe = io_uring_get_sqe(ring) { return sqe }
+            try submit(path)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            let result = io_uring_wait_cqe(ring, &cqe)
+            if result < 0 && result != -EINTR {
+                throw WALError.io(operation: "io_uring_wait_cqe", errno: -result, path: path)
+            }
+        }
+    }
+
+    private func submit(_ path: String) throws(WALError) {
+        while true {
+            let result = io_uring_submit(ring)
+            if result >= 0 { return }
+            if result == -EINTR || result == -EAGAIN || result == -EBUSY { continue }
+            throw WALError.io(operation: "io_uring_enter", errno: -result, path: path)
+        }
+    }
+
+    /// Waits for the next completion and returns its tag and result.
+    private func nextCompletion(_ path: String) throws(WALError) -> (UInt64, Int32) {
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        while true {
+            let result = io_uring_wait_cqe(ring, &cqe)
+            if result == 0, let cqe {
+                let completion = (cqe.pointee.user_data, cqe.pointee.res)
+                io_uring_cqe_seen(ring, cqe)
+                return completion
+            }
+            if result == -EINTR || result == -EAGAIN { continue }
+            throw WALError.io(operation: "io_uring_wait_cqe", errno: -result, path: path)
+        }
+    }
+
+    /// `kernel.io_uring_disabled` (0 allowed, 1 root or group only, 2 disabled); nil where the
+    /// kernel predates the switch.
+    private static func sysctlDisabled() -> Int? {
+        guard let file = fopen("/proc/sys/kernel/io_uring_disabled", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 32)
+        guard fgets(&line, Int32(line.count), file) != nil else { return nil }
+        let digits = line.prefix { $0 >= 0x30 && $0 <= 0x39 }.map { UInt8(bitPattern: $0) }
+        return Int(String(decoding: digits, as: UTF8.self))
+    }
+
+    private static func errnoName(_ code: Int32) -> String {
+        let names: [Int32: String] = [ENOSYS: "ENOSYS", EPERM: "EPERM", EACCES: "EACCES", EOPNOTSUPP: "EOPNOTSUPP",
+                                      ENOMEM: "ENOMEM", EINVAL: "EINVAL", EMFILE: "EMFILE"]
+        return "\(names[code] ?? "errno \(code)") (\(String(cString: strerror(code))))"
+    }
+}
