@@ -6,11 +6,12 @@ import Testing
 struct DurabilityTests {
     /// 1,000 records with a sync after each through O_DIRECT on /tmp (ext4), then reopen
     /// and append again, twice.
-    @Test func thousandDirectRecordsSurviveReopenTwice() throws {
+    @Test(arguments: availableEngines)
+    func thousandDirectRecordsSurviveReopenTwice(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             var expected: [[UInt8]] = []
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, directIO: .required))
                 #expect(wal.isDirectIO)
                 for i in 0..<1000 {
                     let payload = bytes("record \(i) " + String(repeating: "x", count: i % 97))
@@ -21,7 +22,7 @@ struct DurabilityTests {
                 }
             }
             for round in 0..<2 {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, directIO: .required))
                 let replayed = try wal.records(from: 1, limit: 10_000).records
                 #expect(replayed.map(\.payload) == expected, "round \(round)")
                 #expect(replayed.map(\.lsn) == (1...LSN(expected.count)).map { $0 })
@@ -40,10 +41,11 @@ struct DurabilityTests {
 
     /// A segment is dense whatever the sync pattern: records written with syncs in the middle
     /// of 4 KiB blocks leave no zero gap, so the file is exactly the records laid end to end.
-    @Test func syncsInsideABlockLeaveNoZeroGap() throws {
+    @Test(arguments: availableEngines)
+    func syncsInsideABlockLeaveNoZeroGap(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             var lengths: [Int] = []
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir, directIO: .required))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, directIO: .required))
             for i in 0..<300 {
                 let payload = [UInt8](repeating: UInt8(i & 0xFF) | 1, count: (i * 37) % 500)
                 try wal.append(.put, payload: payload)
@@ -73,10 +75,11 @@ struct DurabilityTests {
 
     /// A torn tail (half a record) is cut at reopen; the next records take its place and
     /// replay never shows the torn one or anything after it.
-    @Test func tornTailThenReopenThenAppend() throws {
+    @Test(arguments: availableEngines)
+    func tornTailThenReopenThenAppend(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
                 for i in 0..<10 { try wal.append(.put, payload: bytes("old-\(i)") + [UInt8](repeating: 0xAB, count: 1000)) }
                 try wal.close()
             }
@@ -85,7 +88,7 @@ struct DurabilityTests {
             // Tear the last record (LSN 10) in the middle of its payload.
             try truncateFile(path, to: size - 500)
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
                 #expect(wal.nextLSN == 10)
                 #expect(try fileSize(path) <= size - 1030 + 4095)
                 try wal.append(.delete, payload: bytes("new-10"))
@@ -101,10 +104,11 @@ struct DurabilityTests {
 
     /// Stale records past the valid end (a rewritten region of an earlier, longer log) are
     /// removed at reopen, so they can never come back when later records fill the gap.
-    @Test func staleRecordsAfterTheEndNeverReappear() throws {
+    @Test(arguments: availableEngines)
+    func staleRecordsAfterTheEndNeverReappear(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
                 for i in 0..<20 { try wal.append(.put, payload: bytes("first-life-\(i)")) }
                 try wal.close()
             }
@@ -116,7 +120,7 @@ struct DurabilityTests {
             #expect(recordLength > 0)
             try patchFile(path, at: offsetOf11 + RecordHeader.size, with: [original[offsetOf11 + RecordHeader.size] ^ 0xFF])
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+                let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
                 #expect(wal.nextLSN == 11)
                 #expect(try fileSize(path) < original.count)
                 // Records exactly as long as the stale ones: if the stale bytes were still there,
@@ -127,19 +131,19 @@ struct DurabilityTests {
             let records = try replayAll(dir)
             #expect(records.count == 11)
             #expect(records.last?.payload == bytes("secnd-life-10"))
-            let reopened = try SegmentedWAL(configuration: testConfiguration(dir))
+            let reopened = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             #expect(reopened.nextLSN == 12)
         }
     }
 
     /// Randomised: payload sizes from 0 B to a few MiB, random syncs, random close/reopen with
     /// small segments. Replay equals everything appended up to the last sync, in order.
-    @Test(arguments: [UInt64(1), 2, 3])
-    func randomisedAppendsSyncsAndReopens(seed: UInt64) throws {
+    @Test(arguments: availableEngines, [UInt64(1), 2, 3])
+    func randomisedAppendsSyncsAndReopens(engine: IOEngineChoice, seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         try withTemporaryDirectory { dir in
             var expected: [(RecordType, UInt32, [UInt8])] = []
-            var wal: SegmentedWAL? = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 256 << 10))
+            var wal: SegmentedWAL? = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 256 << 10))
             for step in 0..<400 {
                 let roll = Int.random(in: 0..<100, using: &rng)
                 let size: Int
@@ -157,7 +161,7 @@ struct DurabilityTests {
                 if Int.random(in: 0..<4, using: &rng) == 0 { try wal!.sync() }
                 if Int.random(in: 0..<40, using: &rng) == 0 {
                     try wal!.close()
-                    wal = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 256 << 10))
+                    wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 256 << 10))
                     #expect(wal!.nextLSN == LSN(expected.count + 1))
                 }
             }
@@ -177,9 +181,10 @@ struct DurabilityTests {
 
     /// Payloads up to 64 MiB work even though they exceed the 1 MiB write buffer; one byte more
     /// is refused and the WAL stays usable.
-    @Test func largestPayloadAndOneByteMore() throws {
+    @Test(arguments: availableEngines)
+    func largestPayloadAndOneByteMore(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             var rng = SplitMix64(seed: 64)
             let largest = randomPayload(count: RecordHeader.maxPayloadLength, using: &rng)
             #expect(try wal.append(.put, payload: bytes("before")) == 1)
@@ -198,9 +203,10 @@ struct DurabilityTests {
 
     /// Appends made without a sync are durable after close (close syncs) and the reopened WAL
     /// continues after them; a closed WAL refuses work with `.closed`.
-    @Test func closeSyncsAndThenRefuses() throws {
+    @Test(arguments: availableEngines)
+    func closeSyncsAndThenRefuses(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             try wal.append(.put, payload: bytes("unsynced"))
             try wal.close()
             try wal.close()
@@ -212,9 +218,10 @@ struct DurabilityTests {
     }
 
     /// Payloads of any Collection type (not only arrays) are accepted.
-    @Test func nonContiguousPayloads() throws {
+    @Test(arguments: availableEngines)
+    func nonContiguousPayloads(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             try wal.append(.put, payload: (0..<200).lazy.map { UInt8($0) })
             try wal.append(.put, payload: bytes("slice")[1...])
             try wal.close()

@@ -5,9 +5,10 @@ import Testing
 /// (plus what the seed could not assert).
 @Suite("Seed counterparts")
 struct SeedCounterpartTests {
-    @Test func createAndAppend() throws {
+    @Test(arguments: availableEngines)
+    func createAndAppend(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal"))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", engine: engine))
             let lsn1 = try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("hello"))
             let lsn2 = try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("world"))
             try wal.sync()
@@ -18,17 +19,18 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayAfterClose() throws {
+    @Test(arguments: availableEngines)
+    func replayAfterClose(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/wal"
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(path))
+                let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine))
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("first"))
                 try wal.append(.delete, tenant: 2, vshard: 1, payload: bytes("second"))
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("third"))
                 try wal.sync()
             }
-            let wal = try SegmentedWAL(configuration: testConfiguration(path))
+            let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine))
             let records = try wal.records(from: 1, limit: 100).records
             #expect(records.map(\.payload) == [bytes("first"), bytes("second"), bytes("third")])
             #expect(records[1].type == .delete && records[1].tenant == 2 && records[1].vshard == 1)
@@ -36,9 +38,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func automaticSegmentRollover() throws {
+    @Test(arguments: availableEngines)
+    func automaticSegmentRollover(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", segmentTargetSize: 100, directIO: .disabled))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", engine: engine, segmentTargetSize: 100, directIO: .disabled))
             for i in 0..<20 {
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("record-\(String(format: "%04d", i))"))
                 try wal.sync()
@@ -55,9 +58,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func truncationRemovesOldSegments() throws {
+    @Test(arguments: availableEngines)
+    func truncationRemovesOldSegments(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", segmentTargetSize: 100, directIO: .disabled))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", engine: engine, segmentTargetSize: 100, directIO: .disabled))
             for i in 0..<20 {
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("record-\(String(format: "%04d", i))"))
                 try wal.sync()
@@ -81,9 +85,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayFromCheckpointLSN() throws {
+    @Test(arguments: availableEngines)
+    func replayFromCheckpointLSN(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal"))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", engine: engine))
             for i in 0..<10 { try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("r\(i)")) }
             try wal.sync()
             var stream = wal.records(from: 6)
@@ -96,9 +101,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func totalSizeBytes() throws {
+    @Test(arguments: availableEngines)
+    func totalSizeBytes(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal"))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir + "/wal", engine: engine))
             try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("data"))
             try wal.sync()
             #expect(try wal.totalSize > 0)
@@ -108,22 +114,23 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func reopenContinuesLSN() throws {
+    @Test(arguments: availableEngines)
+    func reopenContinuesLSN(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/wal"
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(path))
+                let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine))
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("a"))
                 try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("b"))
                 try wal.sync()
             }
             do {
-                let wal = try SegmentedWAL(configuration: testConfiguration(path))
+                let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine))
                 #expect(wal.nextLSN == 3)
                 #expect(try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("c")) == 3)
                 try wal.sync()
             }
-            let wal = try SegmentedWAL(configuration: testConfiguration(path))
+            let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine))
             #expect(try wal.records(from: 1, limit: 10).records.map(\.payload) == [bytes("a"), bytes("b"), bytes("c")])
         }
     }
@@ -131,10 +138,11 @@ struct SeedCounterpartTests {
     /// The seed's `encryption_persists_across_segments`, as far as the foundation goes:
     /// records stored with the encrypted flag survive rollover and reopen and come back
     /// marked as encrypted. (Encryption itself is the encryption issue's.)
-    @Test func encryptedFlagPersistsAcrossSegments() throws {
+    @Test(arguments: availableEngines)
+    func encryptedFlagPersistsAcrossSegments(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/wal"
-            let wal = try SegmentedWAL(configuration: testConfiguration(path, segmentTargetSize: 100, directIO: .disabled))
+            let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine, segmentTargetSize: 100, directIO: .disabled))
             for i in 0..<10 {
                 _ = try bytes("enc-\(i)").withUnsafeBytes { payload in
                     try wal.append(storedType: RecordType.put.rawValue | RecordType.encryptedFlag, tenant: 1, vshard: 0,
@@ -150,9 +158,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayFromLimitBasic() throws {
+    @Test(arguments: availableEngines)
+    func replayFromLimitBasic(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             for i in 0..<10 { try wal.append(.put, tenant: 1, vshard: 0, payload: [UInt8(i)]) }
             try wal.sync()
             let all = try wal.records(from: 1, limit: 100)
@@ -168,9 +177,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayFromLimitWithLSNFilter() throws {
+    @Test(arguments: availableEngines)
+    func replayFromLimitWithLSNFilter(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             for i in 0..<10 { try wal.append(.put, tenant: 1, vshard: 0, payload: [UInt8(i)]) }
             try wal.sync()
             let page = try wal.records(from: 6, limit: 100)
@@ -184,9 +194,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayFromLimitEmpty() throws {
+    @Test(arguments: availableEngines)
+    func replayFromLimitEmpty(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             try wal.append(.put, tenant: 1, vshard: 0, payload: bytes("a"))
             try wal.sync()
             let page = try wal.records(from: 999, limit: 100)
@@ -195,9 +206,10 @@ struct SeedCounterpartTests {
         }
     }
 
-    @Test func replayFromLimitAcrossSegments() throws {
+    @Test(arguments: availableEngines)
+    func replayFromLimitAcrossSegments(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             for i in 0..<10 { try wal.append(.put, tenant: 1, vshard: 0, payload: [UInt8(i)]) }
             try wal.sync()
             try wal.rollSegment()
@@ -217,9 +229,10 @@ struct SeedCounterpartTests {
 
 @Suite("Streaming API")
 struct StreamingTests {
-    @Test func recordStreamIsAnAsyncSequence() async throws {
+    @Test(arguments: availableEngines)
+    func recordStreamIsAnAsyncSequence(engine: IOEngineChoice) async throws {
         try await withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 200))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 200))
             for i in 0..<30 { try wal.append(.put, payload: [UInt8(i)]) }
             try wal.sync()
             var seen: [LSN] = []
@@ -229,9 +242,10 @@ struct StreamingTests {
     }
 
     /// A reader running beside a writer sees a prefix of the log, never a broken record.
-    @Test func replayBesideAWriterSeesAPrefix() throws {
+    @Test(arguments: availableEngines)
+    func replayBesideAWriterSeesAPrefix(engine: IOEngineChoice) throws {
         try withTemporaryDirectory { dir in
-            let wal = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 4096))
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 4096))
             for i in 0..<2000 {
                 try wal.append(.put, tenant: UInt32(i), payload: [UInt8](repeating: UInt8(i & 0xFF), count: i % 300))
                 if i % 10 == 0 { try wal.sync() }

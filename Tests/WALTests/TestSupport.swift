@@ -26,8 +26,8 @@ func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async throws 
 }
 
 /// A configuration for tests: small buffers so that flushes and rollovers happen often.
-func testConfiguration(_ directory: String, segmentTargetSize: Int64 = 64 << 20,
-                       directIO: DirectIOPolicy = .automatic, engine: IOEngineChoice = .automatic) -> WALConfiguration {
+func testConfiguration(_ directory: String, engine: IOEngineChoice = .automatic, segmentTargetSize: Int64 = 64 << 20,
+                       directIO: DirectIOPolicy = .automatic) -> WALConfiguration {
     var configuration = WALConfiguration(directory: directory)
     configuration.segmentTargetSize = segmentTargetSize
     configuration.directIO = directIO
@@ -119,3 +119,11 @@ func truncateFile(_ path: String, to length: Int) throws {
 func fileSize(_ path: String) throws -> Int {
     (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
 }
+
+/// The engines this machine can run: POSIX always, io_uring unless the kernel (or a seccomp
+/// filter, see scripts/without-io-uring) refuses it. Engine-dependent tests run once per engine.
+let availableEngines: [IOEngineChoice] = {
+    guard let engine = try? IOUringEngine() else { return [.posix] }
+    engine.shutdown()
+    return [.ioUring, .posix]
+}()

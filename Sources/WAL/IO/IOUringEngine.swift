@@ -54,14 +54,16 @@ final class IOUringEngine: IOEngine {
         if result == -EINVAL && CLiburing_IORING_SETUP_COOP_TASKRUN != 0 {
             result = io_uring_queue_init(Self.entries, ring, 0)
         }
+        // From here on the object is fully initialised, so a throw runs deinit: mark the ring
+        // released before throwing, or deinit would release it a second time.
         guard result == 0 else {
             ring.deallocate()
+            isShutDown = true
             throw WALError.engineUnavailable(engine: "io_uring",
                                              reason: "io_uring_queue_init failed: \(Self.errnoName(-result))")
         }
         guard let probe = io_uring_get_probe_ring(ring) else {
-            io_uring_queue_exit(ring)
-            ring.deallocate()
+            shutdown()
             throw WALError.engineUnavailable(engine: "io_uring", reason: "the kernel cannot be probed for opcodes")
         }
         defer { io_uring_free_probe(probe) }
@@ -70,8 +72,7 @@ final class IOUringEngine: IOEngine {
             (CLiburing_IORING_OP_FALLOCATE, "IORING_OP_FALLOCATE"), (CLiburing_IORING_OP_READ, "IORING_OP_READ"),
         ]
         for (opcode, name) in needed where io_uring_opcode_supported(probe, opcode) == 0 {
-            io_uring_queue_exit(ring)
-            ring.deallocate()
+            shutdown()
             throw WALError.engineUnavailable(engine: "io_uring", reason: "the kernel does not support \(name)")
         }
     }
