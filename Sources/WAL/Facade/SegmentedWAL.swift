@@ -34,10 +34,16 @@ public final class SegmentedWAL: Sendable {
         var writer: SegmentWriter?
         var failure: WALError?
         var isClosed = false
+        /// The preallocator was asked for the next segment's file.
+        var spareRequested = false
+        /// Set while a step runs whose failure leaves the log untouched (preparing the next
+        /// segment's file): its error is reported without making the WAL refuse further work.
+        var failureIsRecoverable = false
     }
 
     private let state: Mutex<State>
     private let ioEngine: UnsafeTransfer<IOEngine>
+    private let preallocator: Preallocator?
 
     /// Opens the WAL in `configuration.directory`, creating it when missing.
     ///
@@ -59,6 +65,7 @@ public final class SegmentedWAL: Sendable {
         }
 
         let engine = try EngineSelection.make(configuration.engine, logger: logger)
+        try Preallocator.removeLeftover(in: directory)
         let segments = try SegmentDirectory.discover(directory)
         let writer: SegmentWriter
         if let last = segments.last {
@@ -83,6 +90,9 @@ public final class SegmentedWAL: Sendable {
         // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
         self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
         self.ioEngine = UnsafeTransfer(engine)
+        self.preallocator = configuration.preallocation == .none ? nil
+            : Preallocator(directory: directory, size: configuration.segmentTargetSize, mode: configuration.preallocation,
+                           direct: writer.file.isDirect)
         self.state = Mutex(State(writer: writer))
         logger.info("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
@@ -97,6 +107,7 @@ public final class SegmentedWAL: Sendable {
             }
             state.writer?.abandon()
         }
+        preallocator?.discard()
         ioEngine.value.shutdown()
     }
 
@@ -132,7 +143,13 @@ public final class SegmentedWAL: Sendable {
         }
         return try withState { (state) throws(WALError) -> LSN in
             let writer = try self.roll(&state, force: false)
-            return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+            let lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+            if !state.spareRequested, let preallocator = self.preallocator,
+               writer.logicalEnd >= self.configuration.segmentTargetSize / 2 {
+                state.spareRequested = true
+                preallocator.startIfIdle()
+            }
+            return lsn
         }
     }
 
@@ -162,6 +179,7 @@ public final class SegmentedWAL: Sendable {
         try state.withLock { (state) throws(WALError) in
             guard !state.isClosed else { return }
             state.isClosed = true
+            preallocator?.discard()
             guard let writer = state.writer else { return }
             state.writer = nil
             if state.failure != nil {
@@ -259,7 +277,9 @@ public final class SegmentedWAL: Sendable {
             do throws(WALError) {
                 return try body(&state)
             } catch {
-                if case .io = error {
+                let recoverable = state.failureIsRecoverable
+                state.failureIsRecoverable = false
+                if case .io = error, !recoverable {
                     state.failure = error
                     configuration.logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
                 }
@@ -270,12 +290,45 @@ public final class SegmentedWAL: Sendable {
 
     /// Seals the active segment and starts the next when the active one reached its target size
     /// (or always, with `force`), provided it holds a record. Must run under the lock.
+    ///
+    /// Order matters for crashes and failures: (1) the active segment is made durable and cut
+    /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
+    /// a new file — and if that fails (ENOSPC, EMFILE) the error is reported, the WAL stays
+    /// usable and keeps appending to the active segment; (3) the old file is closed, the
+    /// directory fsynced. A crash at any point leaves a log that replays in full.
     private func roll(_ state: inout State, force: Bool) throws(WALError) -> SegmentWriter {
         let writer = state.writer!
         guard force || writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
-        try writer.seal()
-        let next = try Self.createSegment(firstLSN: writer.nextLSN, configuration: configuration, directIO: directIOPolicy,
-                                          engine: ioEngine.value)
+        try writer.trimAndSync()
+
+        state.failureIsRecoverable = true
+        state.spareRequested = false
+        let path = SegmentDirectory.path(configuration.directory, firstLSN: writer.nextLSN)
+        let file: SegmentFile
+        if let spare = try preallocator?.take() {
+            try Syscall.rename(spare, path)
+            do {
+                file = try SegmentFile.open(path: path, create: false, directIO: directIOPolicy, logger: configuration.logger)
+            } catch {
+                try? Syscall.unlink(path)
+                throw error
+            }
+        } else {
+            file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIOPolicy,
+                                        logger: configuration.logger)
+        }
+        let next: SegmentWriter
+        do {
+            next = try SegmentWriter(file: file, engine: ioEngine.value, firstLSN: writer.nextLSN, nextLSN: writer.nextLSN,
+                                     end: 0, bufferSize: configuration.bufferSize)
+        } catch {
+            file.close()
+            try? Syscall.unlink(path)
+            throw error
+        }
+        state.failureIsRecoverable = false
+
+        writer.abandon()
         try Syscall.fsyncDirectory(configuration.directory)
         state.writer = next
         configuration.logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])

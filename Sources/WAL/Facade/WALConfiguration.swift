@@ -19,6 +19,12 @@ public struct WALConfiguration: Sendable {
     /// other buffer keeps accepting records.
     public var bufferSize: Int = 1 << 20
 
+    /// How the next segment is prepared before rollover. Default `.zeroFilled`: created,
+    /// fallocated and zero-filled in the background once the active segment is half full, so
+    /// rollover allocates nothing and the first fdatasync into the new segment is not slowed
+    /// by extent conversion. See ``SegmentPreallocation``.
+    public var preallocation: SegmentPreallocation = .zeroFilled
+
     /// Which I/O engine moves the bytes. Default `.automatic`.
     public var engine: IOEngineChoice = .automatic
 

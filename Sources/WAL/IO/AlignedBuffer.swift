@@ -32,4 +32,5 @@ final class AlignedBuffer {
     static func alignDown(_ value: Int) -> Int { value & ~(alignment - 1) }
     static func alignUp(_ value: Int) -> Int { (value + alignment - 1) & ~(alignment - 1) }
     static func alignDown(_ value: Int64) -> Int64 { value & ~Int64(alignment - 1) }
+    static func alignUp(_ value: Int64) -> Int64 { (value + Int64(alignment) - 1) & ~Int64(alignment - 1) }
 }

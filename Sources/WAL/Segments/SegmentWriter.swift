@@ -135,6 +135,14 @@ final class SegmentWriter {
     /// Makes the segment final: everything durable, the file cut to the end of its last
     /// record (dropping block padding and any preallocated tail), and closed.
     func seal() throws(WALError) {
+        try trimAndSync()
+        file.close()
+    }
+
+    /// Everything appended made durable and the file cut to the end of its last record. The
+    /// writer stays usable (a rollover whose next file cannot be created keeps appending here:
+    /// the carried partial block is rewritten at the same offset and the file grows again).
+    func trimAndSync() throws(WALError) {
         if hasUnsyncedData { try flush(sync: false) }
         try waitForOutstandingWrite()
         let end = logicalEnd
@@ -145,7 +153,6 @@ final class SegmentWriter {
         try Syscall.fsync(file.descriptor, path: file.path)
         durableLSN = nextLSN - 1
         hasUnsyncedData = false
-        file.close()
     }
 
     /// Closes without syncing (used after a failure, when nothing more can be written).
