@@ -52,6 +52,9 @@ static const int CLiburing_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 static const uint8_t CLiburing_IOSQE_IO_LINK = IOSQE_IO_LINK;
 /// SQE flag: the fd is an index into the registered file table.
 static const uint8_t CLiburing_IOSQE_FIXED_FILE = IOSQE_FIXED_FILE;
+/// Per-write flag (pwritev2, io_uring rw_flags): complete the write only once it is durable, as
+/// O_DSYNC does. linux/fs.h spells it with a sparse annotation Swift cannot import.
+static const int CLiburing_RWF_DSYNC = 0x00000002;
 /// fsync SQE flag: fdatasync semantics rather than fsync.
 static const uint32_t CLiburing_IORING_FSYNC_DATASYNC = IORING_FSYNC_DATASYNC;
 

@@ -32,6 +32,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Segment target size in bytes.")
     var segmentSize: Int64 = 64 * 1024 * 1024
 
+    @Option(help: "How io_uring makes a sync durable: dsyncWrites or linkedFdatasync.")
+    var uringSync: String = "dsyncWrites"
+
+    @Option(help: "Next-segment preallocation: none, allocated or zeroFilled.")
+    var preallocation: String = "zeroFilled"
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -41,6 +47,12 @@ struct BenchCommand: ParsableCommand {
         guard syncEvery >= 1 else { throw ValidationError("--sync-every must be at least 1") }
         guard IOEngineChoice(rawValue: engine) != nil else { throw ValidationError("--engine must be automatic, io_uring or posix") }
         guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
+        guard IOUringSyncMethod(rawValue: uringSync) != nil else {
+            throw ValidationError("--uring-sync must be dsyncWrites or linkedFdatasync")
+        }
+        guard SegmentPreallocation(rawValue: preallocation) != nil else {
+            throw ValidationError("--preallocation must be none, allocated or zeroFilled")
+        }
     }
 
     func run() throws {
@@ -52,6 +64,9 @@ struct BenchCommand: ParsableCommand {
         configuration.engine = IOEngineChoice(rawValue: engine)!
         configuration.directIO = DirectIOPolicy(rawValue: directIO)!
         configuration.segmentTargetSize = segmentSize
+        configuration.preallocation = SegmentPreallocation(rawValue: preallocation)!
+        configuration.ioUringSyncMethod = IOUringSyncMethod(rawValue: uringSync)!
+        configuration.logger = cliLogger()
         let wal: SegmentedWAL
         do {
             wal = try SegmentedWAL(configuration: configuration)
@@ -87,7 +102,8 @@ struct BenchCommand: ParsableCommand {
         let cachedAfter = meminfoCachedBytes()
         let bytes = Double(records * (recordSize + 30))
         let result = BenchResult(
-            engine: wal.engine.rawValue, directIO: wal.isDirectIO, recordSize: recordSize, syncEvery: syncEvery,
+            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, recordSize: recordSize,
+            syncEvery: syncEvery,
             seconds: elapsed, records: records, syncs: syncs,
             recordsPerSecond: Double(records) / elapsed, megabytesPerSecond: bytes / elapsed / 1e6,
             syncLatencyMicros: [
@@ -103,6 +119,7 @@ struct BenchCommand: ParsableCommand {
 struct BenchResult {
     var engine: String
     var directIO: Bool
+    var preallocation: String
     var recordSize: Int
     var syncEvery: Int
     var seconds: Double
@@ -119,6 +136,7 @@ struct BenchResult {
         var lines: [String] = []
         lines.append("engine            \(engine)")
         lines.append("O_DIRECT          \(directIO ? "on" : "off")")
+        lines.append("preallocation     \(preallocation)")
         lines.append("record size       \(recordSize) B, sync every \(syncEvery) record(s)")
         lines.append("duration          \(format(seconds, 2)) s")
         lines.append("records           \(records)")
@@ -133,7 +151,7 @@ struct BenchResult {
 
     var json: String {
         let latencies = Self.percentileKeys.map { "\"\($0)\":\(syncLatencyMicros[$0] ?? 0)" }.joined(separator: ",")
-        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),"
+        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),"
             + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"syncs\":\(syncs),"
             + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
             + "\"syncLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes)}"

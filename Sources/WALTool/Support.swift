@@ -1,3 +1,4 @@
+import Logging
 import ArgumentParser
 import Glibc
 
@@ -63,4 +64,12 @@ func removeTree(_ path: String) {
     }
     closedir(dir)
     rmdir(path)
+}
+
+/// The tool's logger: info and above to standard error (the library itself never bootstraps
+/// logging; the tool passes this one in through the configuration).
+func cliLogger() -> Logger {
+    var logger = Logger(label: "wal", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = .info
+    return logger
 }

@@ -140,10 +140,21 @@ struct DurabilityTests {
     /// small segments. Replay equals everything appended up to the last sync, in order.
     @Test(arguments: availableEngines, [UInt64(1), 2, 3])
     func randomisedAppendsSyncsAndReopens(engine: IOEngineChoice, seed: UInt64) throws {
+        try randomised(engine: engine, method: .dsyncWrites, seed: seed)
+    }
+
+    @Test(.enabled(if: availableEngines.contains(.ioUring)), arguments: [UInt64(4), 5])
+    func randomisedWithLinkedFdatasync(seed: UInt64) throws {
+        try randomised(engine: .ioUring, method: .linkedFdatasync, seed: seed)
+    }
+
+    func randomised(engine: IOEngineChoice, method: IOUringSyncMethod, seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         try withTemporaryDirectory { dir in
             var expected: [(RecordType, UInt32, [UInt8])] = []
-            var wal: SegmentedWAL? = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 256 << 10))
+            var configuration = testConfiguration(dir, engine: engine, segmentTargetSize: 256 << 10)
+            configuration.ioUringSyncMethod = method
+            var wal: SegmentedWAL? = try SegmentedWAL(configuration: configuration)
             for step in 0..<400 {
                 let roll = Int.random(in: 0..<100, using: &rng)
                 let size: Int
@@ -161,7 +172,7 @@ struct DurabilityTests {
                 if Int.random(in: 0..<4, using: &rng) == 0 { try wal!.sync() }
                 if Int.random(in: 0..<40, using: &rng) == 0 {
                     try wal!.close()
-                    wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine, segmentTargetSize: 256 << 10))
+                    wal = try SegmentedWAL(configuration: configuration)
                     #expect(wal!.nextLSN == LSN(expected.count + 1))
                 }
             }

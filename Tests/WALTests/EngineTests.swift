@@ -54,12 +54,21 @@ struct EngineTests {
     @Test func theSameWorkloadGivesByteIdenticalFilesOnEveryEngine() throws {
         try withTemporaryDirectory { dir in
             var variants: [String] = []
+            var setups: [(IOEngineChoice, DirectIOPolicy, IOUringSyncMethod)] = []
             for engine in availableEngines {
                 for directIO in [DirectIOPolicy.required, .disabled] {
-                    let path = dir + "/\(engine.rawValue)-\(directIO.rawValue)"
+                    for method in engine == .ioUring ? IOUringSyncMethod.allCases : [.dsyncWrites] {
+                        setups.append((engine, directIO, method))
+                    }
+                }
+            }
+            for (engine, directIO, method) in setups {
+                do {
+                    let path = dir + "/\(engine.rawValue)-\(directIO.rawValue)-\(method.rawValue)"
                     variants.append(path)
-                    let wal = try SegmentedWAL(configuration: testConfiguration(path, engine: engine, segmentTargetSize: 300_000,
-                                                                                directIO: directIO))
+                    var configuration = testConfiguration(path, engine: engine, segmentTargetSize: 300_000, directIO: directIO)
+                    configuration.ioUringSyncMethod = method
+                    let wal = try SegmentedWAL(configuration: configuration)
                     var rng = SplitMix64(seed: 11)
                     for i in 0..<600 {
                         let size = i % 50 == 0 ? Int.random(in: 100_000...1_500_000, using: &rng) : Int.random(in: 0...3000, using: &rng)

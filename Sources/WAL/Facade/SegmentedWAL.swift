@@ -64,7 +64,7 @@ public final class SegmentedWAL: Sendable {
             logger.info("migrated legacy WAL file", metadata: ["from": "\(legacy)", "to": "\(migrated)"])
         }
 
-        let engine = try EngineSelection.make(configuration.engine, logger: logger)
+        let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod, logger: logger)
         try Preallocator.removeLeftover(in: directory)
         let segments = try SegmentDirectory.discover(directory)
         let writer: SegmentWriter
@@ -94,7 +94,7 @@ public final class SegmentedWAL: Sendable {
             : Preallocator(directory: directory, size: configuration.segmentTargetSize, mode: configuration.preallocation,
                            direct: writer.file.isDirect)
         self.state = Mutex(State(writer: writer))
-        logger.info("WAL opened", metadata: [
+        logger.debug("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
             "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.file.isDirect)",
         ])

@@ -7,15 +7,15 @@ enum EngineSelection {
     ///   a missing opcode).
     /// - `.ioUring`: io_uring or ``WALError/engineUnavailable(engine:reason:)``.
     /// - `.posix`: POSIX.
-    static func make(_ choice: IOEngineChoice, logger: Logger) throws(WALError) -> IOEngine {
+    static func make(_ choice: IOEngineChoice, syncMethod: IOUringSyncMethod, logger: Logger) throws(WALError) -> IOEngine {
         switch choice {
         case .posix:
             return POSIXEngine()
         case .ioUring:
-            return try IOUringEngine()
+            return try IOUringEngine(syncMethod: syncMethod)
         case .automatic:
             do {
-                return try IOUringEngine()
+                return try IOUringEngine(syncMethod: syncMethod)
             } catch {
                 logger.info("io_uring unavailable; using the POSIX engine", metadata: ["reason": "\(error)"])
                 return POSIXEngine()

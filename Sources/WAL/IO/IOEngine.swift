@@ -18,6 +18,15 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
     case posix
 }
 
+/// How the io_uring engine makes a sync flush durable. Both are durable to the same degree;
+/// they differ in cost (see ``IOUringEngine``).
+public enum IOUringSyncMethod: String, Sendable, CaseIterable {
+    /// Every write carries `RWF_DSYNC`: the kernel completes it once it is durable (one SQE).
+    case dsyncWrites
+    /// A write SQE linked (`IOSQE_IO_LINK`) to an fdatasync SQE (`IORING_FSYNC_DATASYNC`).
+    case linkedFdatasync
+}
+
 /// The data path of a segment file. Engines differ in how they move bytes, never in which
 /// bytes they move: the segment writer decides every byte and offset, so both engines
 /// produce identical files.
