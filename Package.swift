@@ -35,6 +35,7 @@ let package = Package(
                 "CLiburing",
                 "CISAL",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

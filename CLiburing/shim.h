@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <linux/falloc.h>
 #include <liburing.h>
 
@@ -82,6 +83,11 @@ static const int CLiburing_IORING_OP_READ = IORING_OP_READ;
 /// stat(2), which Swift cannot name as a function where the `struct stat` type shadows it.
 static inline int CLiburing_stat(const char *path, struct stat *out) {
     return stat(path, out);
+}
+
+/// statvfs(2), for the same reason as stat.
+static inline int CLiburing_statvfs(const char *path, struct statvfs *out) {
+    return statvfs(path, out);
 }
 
 static inline int CLiburing_fallocate(int fd, int mode, off_t offset, off_t len) {

@@ -44,10 +44,12 @@ func replayAll(_ directory: String, from lsn: LSN = 1) throws -> [WALRecord] {
 }
 
 /// The records read before replay threw, and what it threw (nil when it did not).
-func replayUntilError(_ directory: String, recordTypes: Set<RecordType> = RecordType.seedTypes)
+func replayUntilError(_ directory: String, recordTypes: Set<RecordType> = RecordType.seedTypes,
+                      keyRing: KeyRing? = nil, requirePlaintext: Bool = false)
     -> (records: [WALRecord], error: WALError?) {
     var records: [WALRecord] = []
-    var stream = SegmentedWAL.records(in: directory, from: 1, recordTypes: recordTypes)
+    var stream = SegmentedWAL.records(in: directory, from: 1, recordTypes: recordTypes, keyRing: keyRing,
+                                      requirePlaintext: requirePlaintext)
     do {
         while let record = try stream.next() { records.append(record) }
         return (records, nil)

@@ -77,8 +77,24 @@ public final class SegmentedWAL: Sendable {
                 ])
             }
             try Recovery.repair(file, tail: tail)
-            writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
-                                       end: tail.end, bufferSize: configuration.bufferSize)
+            if configuration.encryption != nil || tail.preamble != nil {
+                // Encrypted logs never append to a segment written before this open: a torn
+                // record's LSN would be encrypted again under the same epoch (a reused GCM
+                // nonce), and turning encryption on or rotating keys takes effect from a new
+                // segment. The old one is kept (sealed) when it holds records, replaced otherwise.
+                if tail.hasRecords {
+                    try Syscall.fsync(file.descriptor, path: file.path)
+                    file.close()
+                } else {
+                    file.close()
+                    try Syscall.unlink(last.path)
+                }
+                writer = try Self.createSegment(firstLSN: tail.nextLSN, configuration: configuration,
+                                                directIO: configuration.directIO, engine: engine)
+            } else {
+                writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
+                                           end: tail.end, bufferSize: configuration.bufferSize)
+            }
         } else {
             writer = try Self.createSegment(firstLSN: 1, configuration: configuration, directIO: configuration.directIO,
                                             engine: engine)
@@ -208,25 +224,32 @@ public final class SegmentedWAL: Sendable {
     /// Streams the records with LSN ≥ `lsn`, oldest first, reading segments as it goes.
     /// Safe to use while other threads append: it sees a prefix of the log.
     public func records(from lsn: LSN = 1) -> RecordStream {
-        RecordStream(cursor: ReplayCursor(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes))
+        RecordStream(cursor: ReplayCursor(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
+                                          keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext))
     }
 
     /// Reads at most `limit` records with LSN ≥ `lsn`.
     public func records(from lsn: LSN, limit: Int) throws(WALError) -> RecordPage {
-        try Self.records(in: configuration.directory, from: lsn, limit: limit, recordTypes: configuration.recordTypes)
+        try Self.records(in: configuration.directory, from: lsn, limit: limit, recordTypes: configuration.recordTypes,
+                         keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext)
     }
 
     /// Streams the records of a WAL directory without opening it for writing (nothing is repaired).
+    /// With a key ring, encrypted records come back decrypted; without one, as stored (or, with
+    /// `requirePlaintext`, replay throws ``WALError/encryptedRecordWithoutKey(segment:lsn:)``).
     public static func records(in directory: String, from lsn: LSN = 1,
-                               recordTypes: Set<RecordType> = RecordType.seedTypes) -> RecordStream {
-        RecordStream(cursor: ReplayCursor(directory: directory, from: lsn, recordTypes: recordTypes))
+                               recordTypes: Set<RecordType> = RecordType.seedTypes,
+                               keyRing: KeyRing? = nil, requirePlaintext: Bool = false) -> RecordStream {
+        RecordStream(cursor: ReplayCursor(directory: directory, from: lsn, recordTypes: recordTypes, keyRing: keyRing,
+                                          requirePlaintext: requirePlaintext))
     }
 
     /// Reads at most `limit` records of a WAL directory without opening it for writing.
     public static func records(in directory: String, from lsn: LSN, limit: Int,
-                               recordTypes: Set<RecordType> = RecordType.seedTypes) throws(WALError) -> RecordPage {
+                               recordTypes: Set<RecordType> = RecordType.seedTypes,
+                               keyRing: KeyRing? = nil, requirePlaintext: Bool = false) throws(WALError) -> RecordPage {
         precondition(limit >= 0, "limit must not be negative")
-        var stream = records(in: directory, from: lsn, recordTypes: recordTypes)
+        var stream = records(in: directory, from: lsn, recordTypes: recordTypes, keyRing: keyRing, requirePlaintext: requirePlaintext)
         var page: [WALRecord] = []
         page.reserveCapacity(min(limit, 4096))
         while page.count < limit, let record = try stream.next() {
@@ -319,8 +342,8 @@ public final class SegmentedWAL: Sendable {
         }
         let next: SegmentWriter
         do {
-            next = try SegmentWriter(file: file, engine: ioEngine.value, firstLSN: writer.nextLSN, nextLSN: writer.nextLSN,
-                                     end: 0, bufferSize: configuration.bufferSize)
+            next = try Self.makeWriter(file: file, firstLSN: writer.nextLSN, configuration: configuration,
+                                       engine: ioEngine.value)
         } catch {
             file.close()
             try? Syscall.unlink(path)
@@ -340,8 +363,21 @@ public final class SegmentedWAL: Sendable {
         let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
         let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIO,
                                         logger: configuration.logger)
+        return try makeWriter(file: file, firstLSN: firstLSN, configuration: configuration, engine: engine)
+    }
+
+    /// A writer for a new, empty segment file: with a fresh preamble and cipher when encrypting.
+    private static func makeWriter(file: SegmentFile, firstLSN: LSN, configuration: WALConfiguration,
+                                   engine: IOEngine) throws(WALError) -> SegmentWriter {
+        var preamble: SegmentPreamble?
+        var cipher: RecordCipher?
+        if let ring = configuration.encryption {
+            let fresh = SegmentPreamble.fresh(keyID: ring.current.id)
+            preamble = fresh
+            cipher = RecordCipher(key: ring.current, epoch: fresh.epoch)
+        }
         return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
-                                 bufferSize: configuration.bufferSize)
+                                 bufferSize: configuration.bufferSize, preamble: preamble, cipher: cipher)
     }
 }
 

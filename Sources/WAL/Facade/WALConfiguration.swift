@@ -19,11 +19,13 @@ public struct WALConfiguration: Sendable {
     /// other buffer keeps accepting records.
     public var bufferSize: Int = 1 << 20
 
-    /// How the next segment is prepared before rollover. Default `.zeroFilled`: created,
-    /// fallocated and zero-filled in the background once the active segment is half full, so
-    /// rollover allocates nothing and the first fdatasync into the new segment is not slowed
-    /// by extent conversion. See ``SegmentPreallocation``.
-    public var preallocation: SegmentPreallocation = .zeroFilled
+    /// How the next segment is prepared before rollover. Default `.allocated`: created and
+    /// fallocated to the target size in the background once the active segment is half full,
+    /// so ENOSPC shows up before rollover and rollover allocates nothing. `.zeroFilled` also
+    /// writes the zeros, sparing the first fdatasync into each extent its conversion, but on
+    /// the reference machine it halved streaming throughput (every byte written twice) with no
+    /// measurable gain for commits (docs/PERFORMANCE.md). See ``SegmentPreallocation``.
+    public var preallocation: SegmentPreallocation = .allocated
 
     /// Which I/O engine moves the bytes. Default `.automatic`: io_uring where the kernel
     /// allows it, POSIX otherwise.
@@ -36,6 +38,18 @@ public struct WALConfiguration: Sendable {
     /// Record types replay understands. An unknown type with the required bit stops replay with
     /// an error; an unknown type without it is skipped. Default: the seed's types.
     public var recordTypes: Set<RecordType> = RecordType.seedTypes
+
+    /// Encryption at rest: when set, every new segment starts with a preamble naming the
+    /// current key and a fresh random epoch, and records are sealed with AES-256-GCM (the seed's
+    /// scheme). Replay decrypts with whichever key of the ring a segment names. Turning
+    /// encryption on, off or rotating the current key takes effect from the next segment: the
+    /// WAL starts a new segment at every open while encryption is involved. Default: nil.
+    public var encryption: KeyRing? = nil
+
+    /// Replay throws ``WALError/encryptedRecordWithoutKey(segment:lsn:)`` for an encrypted
+    /// record it cannot decrypt for lack of a key ring, instead of returning it as stored.
+    /// Default false.
+    public var requirePlaintext = false
 
     /// A single-file WAL of the seed's legacy layout to move into ``directory`` on open.
     public var legacyFile: String? = nil

@@ -26,6 +26,15 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The requested I/O engine cannot run here (for example io_uring forbidden by seccomp).
     case engineUnavailable(engine: String, reason: String)
+    /// An encrypted record failed authentication: wrong key or epoch, or its header, ciphertext,
+    /// tag or the segment's preamble was changed. No bytes of it are returned.
+    case authenticationFailed(segment: String, lsn: LSN)
+    /// A segment's preamble names a key the key ring does not hold.
+    case unknownKey(id: UInt8, segment: String)
+    /// Plaintext was required but a record is encrypted and no key ring is configured.
+    case encryptedRecordWithoutKey(segment: String, lsn: LSN)
+    /// A key of the wrong size or an unreadable key file.
+    case invalidKey(String)
 
     /// The errno of an I/O failure, if there is one (also through ``failed(_:)``).
     public var errno: Int32? {
@@ -60,6 +69,14 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid WAL configuration: \(message)"
         case .engineUnavailable(let engine, let reason):
             return "the \(engine) I/O engine is unavailable: \(reason)"
+        case .authenticationFailed(let segment, let lsn):
+            return "encrypted record LSN \(lsn) in \(segment) failed authentication (wrong key, or tampered data)"
+        case .unknownKey(let id, let segment):
+            return "\(segment) is encrypted with key id \(id), which is not in the key ring"
+        case .encryptedRecordWithoutKey(let segment, let lsn):
+            return "record LSN \(lsn) in \(segment) is encrypted and no key ring is configured"
+        case .invalidKey(let message):
+            return "invalid encryption key: \(message)"
         }
     }
 }

@@ -142,6 +142,15 @@ enum Syscall {
         try fsync(fd, path: path)
     }
 
+    /// Bytes available to unprivileged users on the file system holding `path` (statvfs), or
+    /// nil where the file system does not say.
+    static func availableBytes(onFileSystemOf path: String) throws(WALError) -> Int64? {
+        var info = statvfs()
+        _ = try call("statvfs", path: path) { CLiburing_statvfs(path, &info) }
+        guard info.f_frsize > 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
     /// Names in a directory, without "." and "..".
     static func listDirectory(_ path: String) throws(WALError) -> [String] {
         guard let dir = opendir(path) else {

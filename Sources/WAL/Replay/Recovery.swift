@@ -7,6 +7,11 @@ enum Recovery {
         var nextLSN: LSN
         /// The file's size before repair.
         var fileSize: Int64
+        /// The segment's encryption preamble, if it has one.
+        var preamble: SegmentPreamble?
+        /// Whether the segment holds at least one record.
+        var hasRecords: Bool { nextLSN > firstLSN }
+        var firstLSN: LSN
     }
 
     /// Scans the last segment. A torn or invalid tail, and stale records after it, are
@@ -14,7 +19,7 @@ enum Recovery {
     static func scanTail(of file: SegmentFile, firstLSN: LSN, engine: IOEngine) throws(WALError) -> Tail {
         let scanner = try SegmentScanner(file: file, engine: engine)
         var due = firstLSN
-        var end: Int64 = 0
+        var end = scanner.offset
         scan: while true {
             switch try scanner.next() {
             case .record(let header, _):
@@ -28,7 +33,7 @@ enum Recovery {
                 break scan
             }
         }
-        return Tail(end: end, nextLSN: due, fileSize: scanner.fileSize)
+        return Tail(end: end, nextLSN: due, fileSize: scanner.fileSize, preamble: scanner.preamble, firstLSN: firstLSN)
     }
 
     /// Removes everything after `tail.end` and makes the cut durable before anything new is

@@ -24,11 +24,17 @@ final class ReplayCursor {
     private var expectedLSN: LSN?
     private var finished = false
     private let engine = POSIXEngine()
+    private let keyRing: KeyRing?
+    private let requirePlaintext: Bool
+    /// How the open segment's records decrypt: its cipher, or why none is available.
+    private var decryption: Result<RecordCipher, WALError>?
 
-    init(directory: String, from: LSN, recordTypes: Set<RecordType>) {
+    init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false) {
         self.directory = directory
         self.from = from
         self.recordTypes = recordTypes
+        self.keyRing = keyRing
+        self.requirePlaintext = requirePlaintext
     }
 
     /// The next record at or above `from`, or nil at the end of the log.
@@ -76,8 +82,10 @@ final class ReplayCursor {
                     }
                     continue
                 }
+                let encrypted = RecordType.isEncrypted(storedValue: header.storedType)
                 return WALRecord(lsn: header.lsn, type: type, tenant: header.tenant, vshard: header.vshard,
-                                 payload: Array(payload), isEncrypted: RecordType.isEncrypted(storedValue: header.storedType))
+                                 payload: encrypted ? try decrypt(payload, header: header, segment: segment.name) : Array(payload),
+                                 isEncrypted: encrypted)
             case .end:
                 if !isLastSegment, let offset = try scanner.firstNonZeroByte() {
                     throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!,
@@ -107,7 +115,35 @@ final class ReplayCursor {
         }
         expectedLSN = segment.firstLSN
         isLastSegment = position == segments.count - 1
-        scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine)
+        let scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine)
+        self.scanner = scanner
+        decryption = nil
+        if let keyRing {
+            if let preamble = scanner.preamble {
+                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, epoch: preamble.epoch)) }
+                    ?? .failure(.unknownKey(id: preamble.keyID, segment: segment.name))
+            } else if let epoch = keyRing.seedEpoch {
+                decryption = .success(RecordCipher(key: keyRing.current, epoch: epoch))
+            }
+        }
+    }
+
+    /// An encrypted record's plaintext, or its stored bytes when no key ring is configured
+    /// (unless plaintext is required).
+    private func decrypt(_ stored: UnsafeRawBufferPointer, header: RecordHeader, segment: String) throws(WALError) -> [UInt8] {
+        guard keyRing != nil else {
+            if requirePlaintext { throw WALError.encryptedRecordWithoutKey(segment: segment, lsn: header.lsn) }
+            return Array(stored)
+        }
+        guard let decryption else {
+            // Encrypted record in a segment without preamble and no seed epoch to decrypt it with.
+            throw WALError.authenticationFailed(segment: segment, lsn: header.lsn)
+        }
+        let cipher = try decryption.get()
+        guard let plain = cipher.open(stored, header: header) else {
+            throw WALError.authenticationFailed(segment: segment, lsn: header.lsn)
+        }
+        return plain
     }
 
     private func closeSegment() {

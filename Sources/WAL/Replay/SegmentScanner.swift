@@ -39,12 +39,30 @@ final class SegmentScanner {
     private var windowStart: Int64 = 0
     private var windowCount = 0
 
-    init(file: SegmentFile, engine: IOEngine, startOffset: Int64 = 0) throws(WALError) {
+    /// The segment's encryption preamble, when it starts with one (records then start after it).
+    private(set) var preamble: SegmentPreamble?
+
+    /// Opens a scanner at the segment's first record, reading its preamble if it has one.
+    /// - Throws: ``WALError/corruption(segment:offset:lsn:reason:)`` for a preamble that is
+    ///   present but unusable (truncated, unknown version or cipher).
+    init(file: SegmentFile, engine: IOEngine) throws(WALError) {
         self.file = file
         self.engine = engine
         self.fileSize = try file.size()
-        self.offset = startOffset
+        self.offset = 0
         self.window = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.windowSize, alignment: 4096)
+        let available = try load(SegmentPreamble.size, at: 0)
+        let head = bytes(at: 0, count: available)
+        if SegmentPreamble.starts(head) {
+            switch SegmentPreamble.decode(head) {
+            case .success(let preamble):
+                self.preamble = preamble
+                self.offset = Int64(SegmentPreamble.size)
+            case .failure(let problem):
+                throw WALError.corruption(segment: FilePaths.lastComponent(file.path), offset: 0, lsn: 0,
+                                          reason: problem.description)
+            }
+        }
     }
 
     deinit { window.deallocate() }

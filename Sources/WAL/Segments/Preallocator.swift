@@ -101,6 +101,12 @@ final class Preallocator: Sendable {
     }
 
     private func prepare() throws(WALError) {
+        // ext4 can allocate part of a range before fallocate fails with ENOSPC; until the spare
+        // is removed again, that space is missing for the active segment's writes. Checking the
+        // free space first keeps a doomed preallocation from touching the disk at all.
+        if let available = try Syscall.availableBytes(onFileSystemOf: FilePaths.parent(of: path)), available < size {
+            throw WALError.io(operation: "fallocate", errno: ENOSPC, path: path)
+        }
         let fd = try Syscall.open(path, flags: O_RDWR | O_CREAT | O_TRUNC)
         defer { Syscall.close(fd) }
         do {

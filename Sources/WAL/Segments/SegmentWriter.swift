@@ -40,7 +40,15 @@ final class SegmentWriter {
 
     /// Opens a writer positioned at `end` (the end of the last valid record) of `file`,
     /// whose records run from `firstLSN` up to `nextLSN - 1`, all of them durable.
-    init(file: SegmentFile, engine: IOEngine, firstLSN: LSN, nextLSN: LSN, end: Int64, bufferSize: Int) throws(WALError) {
+    /// Encrypts each record's payload, when the segment is encrypted.
+    private let cipher: RecordCipher?
+
+    /// - Parameters:
+    ///   - preamble: written first when the segment is new (`end` is 0) and encrypted.
+    ///   - cipher: encrypts every appended record (the segment's key and epoch).
+    init(file: SegmentFile, engine: IOEngine, firstLSN: LSN, nextLSN: LSN, end: Int64, bufferSize: Int,
+         preamble: SegmentPreamble? = nil, cipher: RecordCipher? = nil) throws(WALError) {
+        self.cipher = cipher
         precondition(bufferSize >= Self.blockSize && bufferSize % Self.blockSize == 0)
         self.file = file
         self.engine = engine
@@ -59,22 +67,45 @@ final class SegmentWriter {
             }
             memset(ring[0].base + fill, 0, Self.blockSize - fill)
         }
+        if end == 0, let preamble {
+            try preamble.encoded.withUnsafeBytes { bytes in Result { () throws(WALError) in try put(bytes) } }.get()
+            hasUnsyncedData = true
+        }
     }
 
-    /// Appends one record and returns its LSN. The payload is checked by the caller.
+    /// Appends one record and returns its LSN (encrypted first when the segment is). The
+    /// caller checked the plaintext length against the format's limit.
     func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
         let lsn = nextLSN
         var header = RecordHeader(storedType: storedType, lsn: lsn, tenant: tenant, vshard: vshard,
                                   payloadLength: UInt32(payload.count))
+        if let cipher {
+            guard payload.count <= RecordHeader.maxPayloadLength - RecordCipher.tagSize else {
+                throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength - RecordCipher.tagSize)
+            }
+            header.storedType &= ~RecordType.encryptedFlag
+            let stored = try cipher.seal(payload, header: header)
+            header.storedType |= RecordType.encryptedFlag
+            header.payloadLength = UInt32(stored.count)
+            try stored.withUnsafeBytes { stored in
+                Result { () throws(WALError) in try put(header: header, payload: stored) }
+            }.get()
+        } else {
+            try put(header: header, payload: payload)
+        }
+        nextLSN += 1
+        hasUnsyncedData = true
+        return lsn
+    }
+
+    private func put(header: RecordHeader, payload: UnsafeRawBufferPointer) throws(WALError) {
+        var header = header
         header.crc = header.computeChecksum(payload: payload)
         try withUnsafeTemporaryAllocation(byteCount: RecordHeader.size, alignment: 8) { (scratch) throws(WALError) in
             header.encode(into: scratch)
             try put(UnsafeRawBufferPointer(scratch))
         }
         try put(payload)
-        nextLSN += 1
-        hasUnsyncedData = true
-        return lsn
     }
 
     /// Copies bytes into the ring, flushing each buffer as it fills.

@@ -1,0 +1,61 @@
+import Crypto
+
+/// The seed's record encryption, exactly: AES-256-GCM with
+/// - nonce = 4-byte epoch ‖ LSN as 8 bytes little-endian,
+/// - additional data = the 30 header bytes with the encrypted flag clear, payload_len = 0 and
+///   crc32c = 0,
+/// - stored payload = ciphertext ‖ 16-byte tag (payload_len counts both), encrypted flag set,
+///   CRC over the stored payload.
+struct RecordCipher: Sendable {
+    static let tagSize = 16
+
+    let key: EncryptionKey
+    let epoch: [UInt8]
+
+    /// Encrypts `payload` for the record `header` describes (its type without the encrypted
+    /// flag); returns ciphertext ‖ tag.
+    func seal(_ payload: UnsafeRawBufferPointer, header: RecordHeader) throws(WALError) -> [UInt8] {
+        do {
+            let box = try AES.GCM.seal(payload, using: key.key, nonce: nonce(lsn: header.lsn),
+                                       authenticating: Self.additionalData(header))
+            var stored = [UInt8]()
+            stored.reserveCapacity(payload.count + Self.tagSize)
+            stored.append(contentsOf: box.ciphertext)
+            stored.append(contentsOf: box.tag)
+            return stored
+        } catch {
+            throw WALError.invalidKey("AES-GCM refused to encrypt: \(error)")
+        }
+    }
+
+    /// Decrypts a stored payload; nil when authentication fails (wrong key or epoch, or any
+    /// bit of header, ciphertext or tag changed).
+    func open(_ stored: UnsafeRawBufferPointer, header: RecordHeader) -> [UInt8]? {
+        guard stored.count >= Self.tagSize else { return nil }
+        let split = stored.count - Self.tagSize
+        guard let box = try? AES.GCM.SealedBox(nonce: nonce(lsn: header.lsn),
+                                               ciphertext: UnsafeRawBufferPointer(rebasing: stored[..<split]),
+                                               tag: UnsafeRawBufferPointer(rebasing: stored[split...])),
+              let plain = try? AES.GCM.open(box, using: key.key, authenticating: Self.additionalData(header)) else {
+            return nil
+        }
+        return Array(plain)
+    }
+
+    private func nonce(lsn: LSN) -> AES.GCM.Nonce {
+        var bytes = epoch
+        withUnsafeBytes(of: lsn.littleEndian) { bytes.append(contentsOf: $0) }
+        return try! AES.GCM.Nonce(data: bytes)
+    }
+
+    /// The header as the seed authenticates it.
+    static func additionalData(_ header: RecordHeader) -> [UInt8] {
+        var plain = header
+        plain.storedType &= ~RecordType.encryptedFlag
+        plain.payloadLength = 0
+        plain.crc = 0
+        var bytes = [UInt8](repeating: 0, count: RecordHeader.size)
+        bytes.withUnsafeMutableBytes { plain.encode(into: $0) }
+        return bytes
+    }
+}
