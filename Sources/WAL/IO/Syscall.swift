@@ -147,7 +147,8 @@ enum Syscall {
     static func availableBytes(onFileSystemOf path: String) throws(WALError) -> Int64? {
         var info = statvfs()
         _ = try call("statvfs", path: path) { CLiburing_statvfs(path, &info) }
-        guard info.f_frsize > 0 else { return nil }
+        // ramfs and some virtual file systems report no blocks at all: no limit is known.
+        guard info.f_frsize > 0, info.f_blocks > 0 else { return nil }
         return Int64(info.f_bavail) * Int64(info.f_frsize)
     }
 
