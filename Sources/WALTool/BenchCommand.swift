@@ -36,7 +36,10 @@ struct BenchCommand: ParsableCommand {
     var uringSync: String = "dsyncWrites"
 
     @Option(help: "Next-segment preallocation: none, allocated or zeroFilled.")
-    var preallocation: String = "zeroFilled"
+    var preallocation: String = "allocated"
+
+    @Flag(help: "Encrypt records (AES-256-GCM) with a random key.")
+    var encrypt = false
 
     @Flag(help: "Print the result as JSON.")
     var json = false
@@ -66,6 +69,7 @@ struct BenchCommand: ParsableCommand {
         configuration.segmentTargetSize = segmentSize
         configuration.preallocation = SegmentPreallocation(rawValue: preallocation)!
         configuration.ioUringSyncMethod = IOUringSyncMethod(rawValue: uringSync)!
+        if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }
         configuration.logger = cliLogger()
         let wal: SegmentedWAL
         do {
@@ -102,7 +106,7 @@ struct BenchCommand: ParsableCommand {
         let cachedAfter = meminfoCachedBytes()
         let bytes = Double(records * (recordSize + 30))
         let result = BenchResult(
-            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, recordSize: recordSize,
+            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, encrypted: encrypt, recordSize: recordSize,
             syncEvery: syncEvery,
             seconds: elapsed, records: records, syncs: syncs,
             recordsPerSecond: Double(records) / elapsed, megabytesPerSecond: bytes / elapsed / 1e6,
@@ -120,6 +124,7 @@ struct BenchResult {
     var engine: String
     var directIO: Bool
     var preallocation: String
+    var encrypted: Bool
     var recordSize: Int
     var syncEvery: Int
     var seconds: Double
@@ -137,6 +142,7 @@ struct BenchResult {
         lines.append("engine            \(engine)")
         lines.append("O_DIRECT          \(directIO ? "on" : "off")")
         lines.append("preallocation     \(preallocation)")
+        lines.append("encryption        \(encrypted ? "AES-256-GCM" : "off")")
         lines.append("record size       \(recordSize) B, sync every \(syncEvery) record(s)")
         lines.append("duration          \(format(seconds, 2)) s")
         lines.append("records           \(records)")
@@ -151,7 +157,7 @@ struct BenchResult {
 
     var json: String {
         let latencies = Self.percentileKeys.map { "\"\($0)\":\(syncLatencyMicros[$0] ?? 0)" }.joined(separator: ",")
-        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),"
+        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"encrypted\":\(encrypted),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),"
             + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"syncs\":\(syncs),"
             + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
             + "\"syncLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes)}"

@@ -13,19 +13,20 @@ struct RecordCipher: Sendable {
     let epoch: [UInt8]
 
     /// Encrypts `payload` for the record `header` describes (its type without the encrypted
-    /// flag); returns ciphertext ‖ tag.
-    func seal(_ payload: UnsafeRawBufferPointer, header: RecordHeader) throws(WALError) -> [UInt8] {
+    /// flag) and hands `body` the ciphertext and the tag, which are stored in that order. The
+    /// pieces are passed as they come out of AES-GCM, with no copy into an intermediate array.
+    func seal(_ payload: UnsafeRawBufferPointer, header: RecordHeader,
+              _ body: (_ ciphertext: UnsafeRawBufferPointer, _ tag: UnsafeRawBufferPointer) throws(WALError) -> Void) throws(WALError) {
+        let box: AES.GCM.SealedBox
         do {
-            let box = try AES.GCM.seal(payload, using: key.key, nonce: nonce(lsn: header.lsn),
-                                       authenticating: Self.additionalData(header))
-            var stored = [UInt8]()
-            stored.reserveCapacity(payload.count + Self.tagSize)
-            stored.append(contentsOf: box.ciphertext)
-            stored.append(contentsOf: box.tag)
-            return stored
+            box = try AES.GCM.seal(payload, using: key.key, nonce: nonce(lsn: header.lsn),
+                                   authenticating: Self.additionalData(header))
         } catch {
             throw WALError.invalidKey("AES-GCM refused to encrypt: \(error)")
         }
+        try box.ciphertext.withUnsafeBytes { ciphertext in
+            box.tag.withUnsafeBytes { tag in Result { () throws(WALError) in try body(ciphertext, tag) } }
+        }.get()
     }
 
     /// Decrypts a stored payload; nil when authentication fails (wrong key or epoch, or any

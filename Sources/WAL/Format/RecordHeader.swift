@@ -71,11 +71,17 @@ struct RecordHeader: Equatable, Sendable {
 
     /// Computes the CRC of this header (bytes 0..<26, with the fields as set) followed by `payload`.
     func computeChecksum(payload: UnsafeRawBufferPointer) -> UInt32 {
+        computeChecksum(payload: payload, UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// The CRC of a payload stored in two pieces (an encrypted record's ciphertext and tag).
+    func computeChecksum(payload first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> UInt32 {
         withUnsafeTemporaryAllocation(byteCount: Self.size, alignment: 8) { scratch in
             self.encode(into: scratch)
             var crc = CRC32C()
             crc.update(UnsafeRawBufferPointer(rebasing: scratch[0..<Self.checksummedPrefix]))
-            crc.update(payload)
+            crc.update(first)
+            if !second.isEmpty { crc.update(second) }
             return crc.value
         }
     }

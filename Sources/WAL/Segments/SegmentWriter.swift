@@ -84,12 +84,14 @@ final class SegmentWriter {
                 throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength - RecordCipher.tagSize)
             }
             header.storedType &= ~RecordType.encryptedFlag
-            let stored = try cipher.seal(payload, header: header)
-            header.storedType |= RecordType.encryptedFlag
-            header.payloadLength = UInt32(stored.count)
-            try stored.withUnsafeBytes { stored in
-                Result { () throws(WALError) in try put(header: header, payload: stored) }
-            }.get()
+            try cipher.seal(payload, header: header) { (ciphertext, tag) throws(WALError) in
+                header.storedType |= RecordType.encryptedFlag
+                header.payloadLength = UInt32(ciphertext.count + tag.count)
+                header.crc = header.computeChecksum(payload: ciphertext, tag)
+                try putHeader(header)
+                try put(ciphertext)
+                try put(tag)
+            }
         } else {
             try put(header: header, payload: payload)
         }
@@ -101,11 +103,15 @@ final class SegmentWriter {
     private func put(header: RecordHeader, payload: UnsafeRawBufferPointer) throws(WALError) {
         var header = header
         header.crc = header.computeChecksum(payload: payload)
+        try putHeader(header)
+        try put(payload)
+    }
+
+    private func putHeader(_ header: RecordHeader) throws(WALError) {
         try withUnsafeTemporaryAllocation(byteCount: RecordHeader.size, alignment: 8) { (scratch) throws(WALError) in
             header.encode(into: scratch)
             try put(UnsafeRawBufferPointer(scratch))
         }
-        try put(payload)
     }
 
     /// Copies bytes into the ring, flushing each buffer as it fills.
