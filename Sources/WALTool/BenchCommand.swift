@@ -32,8 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Segment target size in bytes.")
     var segmentSize: Int64 = 64 * 1024 * 1024
 
-    @Option(help: "How io_uring makes a sync durable: dsyncWrites or linkedFdatasync.")
-    var uringSync: String = "dsyncWrites"
+    @Option(help: "How io_uring makes a sync durable: adaptive, dsyncWrites or linkedFdatasync.")
+    var uringSync: String = "adaptive"
 
     @Option(help: "Next-segment preallocation: none, allocated or zeroFilled.")
     var preallocation: String = "allocated"
@@ -51,7 +51,7 @@ struct BenchCommand: ParsableCommand {
         guard IOEngineChoice(rawValue: engine) != nil else { throw ValidationError("--engine must be automatic, io_uring or posix") }
         guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
         guard IOUringSyncMethod(rawValue: uringSync) != nil else {
-            throw ValidationError("--uring-sync must be dsyncWrites or linkedFdatasync")
+            throw ValidationError("--uring-sync must be adaptive, dsyncWrites or linkedFdatasync")
         }
         guard SegmentPreallocation(rawValue: preallocation) != nil else {
             throw ValidationError("--preallocation must be none, allocated or zeroFilled")

@@ -140,12 +140,13 @@ struct DurabilityTests {
     /// small segments. Replay equals everything appended up to the last sync, in order.
     @Test(arguments: availableEngines, [UInt64(1), 2, 3])
     func randomisedAppendsSyncsAndReopens(engine: IOEngineChoice, seed: UInt64) throws {
-        try randomised(engine: engine, method: .dsyncWrites, seed: seed)
+        try randomised(engine: engine, method: .adaptive, seed: seed)
     }
 
-    @Test(.enabled(if: availableEngines.contains(.ioUring)), arguments: [UInt64(4), 5])
-    func randomisedWithLinkedFdatasync(seed: UInt64) throws {
-        try randomised(engine: .ioUring, method: .linkedFdatasync, seed: seed)
+    @Test(.enabled(if: availableEngines.contains(.ioUring)),
+          arguments: [IOUringSyncMethod.dsyncWrites, .linkedFdatasync], [UInt64(4), 5])
+    func randomisedWithOtherSyncMethods(method: IOUringSyncMethod, seed: UInt64) throws {
+        try randomised(engine: .ioUring, method: method, seed: seed)
     }
 
     func randomised(engine: IOEngineChoice, method: IOUringSyncMethod, seed: UInt64) throws {

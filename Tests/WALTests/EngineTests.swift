@@ -57,7 +57,7 @@ struct EngineTests {
             var setups: [(IOEngineChoice, DirectIOPolicy, IOUringSyncMethod)] = []
             for engine in availableEngines {
                 for directIO in [DirectIOPolicy.required, .disabled] {
-                    for method in engine == .ioUring ? IOUringSyncMethod.allCases : [.dsyncWrites] {
+                    for method in engine == .ioUring ? IOUringSyncMethod.allCases : [.adaptive] {
                         setups.append((engine, directIO, method))
                     }
                 }

@@ -4,15 +4,18 @@ import Glibc
 /// The io_uring engine. How a sync flush becomes durable is its ``IOUringSyncMethod``:
 /// - `.linkedFdatasync`: a write SQE linked (`IOSQE_IO_LINK`) to an fdatasync SQE
 ///   (`IORING_FSYNC_DATASYNC`);
-/// - `.dsyncWrites` (default): every write SQE carries `RWF_DSYNC`, so the kernel completes a
-///   write only once it is durable (a FUA write where the device allows) — one SQE per flush.
+/// - `.dsyncWrites`: every write SQE carries `RWF_DSYNC`, so the kernel completes a write only
+///   once it is durable (a FUA write where the device allows) — one SQE per flush;
+/// - `.adaptive` (default): a dsync write when the sync flush is the only write since the last
+///   sync, the linked pair when plain writes (full buffers) preceded it.
 ///
-/// Why the default is not the linked pair: io_uring always hands fsync to an io-wq worker
-/// thread, costing two extra context switches per commit. On this project's reference
-/// machine that made single-writer commits ~8 % slower than pwrite+fdatasync, while dsync
-/// writes matched it (see docs/PERFORMANCE.md). Both are equally durable: a dsync write
-/// flushes the data and the metadata needed to read it, as fdatasync does; and since every
-/// write is a dsync write, no earlier write is left in a volatile device cache.
+/// Why: io_uring always hands fsync to an io-wq worker thread, two extra context switches per
+/// commit; on the reference machine that made single-writer commits ~12 % slower than
+/// pwrite+fdatasync, while a dsync write matched it. But a dsync write only covers its own
+/// range — with FUA it does not flush the device cache — so it cannot vouch for earlier plain
+/// writes, and making every write dsync doubled the syncs of streaming workloads (where a
+/// buffer fills before each sync point). The adaptive rule takes the single dsync write where
+/// it is enough and the linked fdatasync where earlier writes need it (docs/PERFORMANCE.md).
 ///
 /// A flush that is a sync is submitted together with the wait for it (one
 /// `io_uring_submit_and_wait`); a flush of a full buffer is submitted at once and reaped later,
@@ -53,6 +56,8 @@ final class IOUringEngine: IOEngine {
         var written = 0
         var file: SegmentFile
         var sync: Bool
+        /// The write carries RWF_DSYNC (and needs no fdatasync SQE).
+        var dsync = false
     }
     private var inFlight: Flush?
     /// Completions still due for the current submission.
@@ -60,7 +65,10 @@ final class IOUringEngine: IOEngine {
 
     /// Sets up a ring and checks that the kernel supports every opcode the WAL uses.
     /// - Throws: ``WALError/engineUnavailable(engine:reason:)`` saying why io_uring cannot run.
-    init(syncMethod: IOUringSyncMethod = .dsyncWrites) throws(WALError) {
+    /// Plain (non-dsync) writes were submitted since the last completed sync flush.
+    private var plainWritesSinceSync = false
+
+    init(syncMethod: IOUringSyncMethod = .adaptive) throws(WALError) {
         self.syncMethod = syncMethod
         if let disabled = Self.sysctlDisabled(), disabled != 0 {
             throw WALError.engineUnavailable(engine: "io_uring", reason: "kernel.io_uring_disabled is \(disabled)")
@@ -99,7 +107,14 @@ final class IOUringEngine: IOEngine {
 
     func submitWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int64, to file: SegmentFile, sync: Bool) throws(WALError) {
         precondition(inFlight == nil, "one flush at a time: complete() the previous one first")
-        let flush = Flush(base: bytes.baseAddress ?? UnsafeRawPointer(ring), length: bytes.count, offset: offset, file: file, sync: sync)
+        var flush = Flush(base: bytes.baseAddress ?? UnsafeRawPointer(ring), length: bytes.count, offset: offset, file: file, sync: sync)
+        switch syncMethod {
+        case .dsyncWrites: flush.dsync = true
+        case .linkedFdatasync: flush.dsync = false
+        case .adaptive:
+            flush.dsync = sync && !plainWritesSinceSync
+            if !sync { plainWritesSinceSync = true }
+        }
         inFlight = flush
         try queue(flush)
     }
@@ -145,6 +160,7 @@ final class IOUringEngine: IOEngine {
                 try queue(flush)
                 continue
             }
+            if flush.sync { plainWritesSinceSync = false }
             inFlight = nil
         }
     }
@@ -170,15 +186,16 @@ final class IOUringEngine: IOEngine {
             let sqe = try nextSubmissionEntry(flush.file.path)
             io_uring_prep_write(sqe, fd, flush.base + flush.written, UInt32(remaining), UInt64(flush.offset) + UInt64(flush.written))
             io_uring_sqe_set_data64(sqe, Self.writeTag)
-            switch syncMethod {
-            case .dsyncWrites: sqe.pointee.rw_flags = CLiburing_RWF_DSYNC
-            case .linkedFdatasync: if flush.sync { sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK }
+            if flush.dsync {
+                sqe.pointee.rw_flags = CLiburing_RWF_DSYNC
+            } else if flush.sync {
+                sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK
             }
             expected += 1
         }
-        // With dsync writes the write itself is the sync; an empty sync flush (everything was
-        // already written by dsync writes) needs nothing at all.
-        if flush.sync && syncMethod == .linkedFdatasync {
+        // A dsync write is its own sync. An empty dsync flush happens only when every earlier
+        // write was a dsync write too, so nothing is left to make durable.
+        if flush.sync && !flush.dsync {
             let sqe = try nextSubmissionEntry(flush.file.path)
             io_uring_prep_fsync(sqe, fd, CLiburing_IORING_FSYNC_DATASYNC)
             io_uring_sqe_set_data64(sqe, Self.syncTag)
