@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <liburing.h>
 
 /// open(2) flag: bypass the page cache. Needs _GNU_SOURCE, which Swift's Glibc lacks.
@@ -40,6 +41,11 @@ static const int CLiburing_O_DIRECT = __O_DIRECT;
 /// open(2) flag: sync only data on each write (not used by default; exposed for completeness).
 static const int CLiburing_O_DSYNC = O_DSYNC;
 
+/// pthread_setname_np(3), declared by glibc only under _GNU_SOURCE: names the flusher thread.
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline int CLiburing_pthread_setname(pthread_t thread, const char *name) {
+    return pthread_setname_np(thread, name);
+}
 /// fallocate(2), declared by glibc only under _GNU_SOURCE.
 extern int fallocate(int fd, int mode, off_t offset, off_t len);
 /// fallocate(2) mode: allocate without changing the file size.

@@ -1,14 +1,17 @@
 import ArgumentParser
+import Foundation
 import Glibc
+import Metrics
+import Synchronization
 import Histogram
 import WAL
 
-/// `wal bench`: appends records for a while with periodic syncs and reports throughput and
-/// sync latency percentiles.
+/// `wal bench`: appends records for a while with periodic commits, from one or more writer
+/// threads, and reports throughput, commit latency percentiles and flush counts.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Append records with periodic syncs and print throughput and sync latency percentiles."
+        abstract: "Append records with periodic commits and print throughput, commit latency percentiles and flush counts."
     )
 
     @Option(help: "WAL directory (default: a new temporary directory under /tmp, removed afterwards).")
@@ -20,8 +23,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Payload bytes per record.")
     var recordSize: Int = 100
 
-    @Option(help: "Sync after this many records (1 = every append is a commit).")
+    @Option(help: "Each writer commits every this many records: appends the others, then commits the last (1 = every record is a commit).")
     var syncEvery: Int = 16
+
+    @Option(help: "Concurrent writer threads, each committing on its own (group commit batches them).")
+    var writers: Int = 1
+
+    @Flag(name: .customLong("async"), help: "Writers are Swift tasks using `await commit` instead of threads blocking in `commit`.")
+    var asyncWriters = false
+
+    @Option(help: "Group commit delay in microseconds (WALConfiguration.maxBatchDelay).")
+    var batchDelay: Int = 0
 
     @Option(help: "I/O engine: automatic, io_uring or posix.")
     var engine: String = "automatic"
@@ -48,6 +60,8 @@ struct BenchCommand: ParsableCommand {
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         guard recordSize >= 0, recordSize <= 64 * 1024 * 1024 else { throw ValidationError("--record-size must be 0...67108864") }
         guard syncEvery >= 1 else { throw ValidationError("--sync-every must be at least 1") }
+        guard writers >= 1, writers <= 4096 else { throw ValidationError("--writers must be 1...4096") }
+        guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard IOEngineChoice(rawValue: engine) != nil else { throw ValidationError("--engine must be automatic, io_uring or posix") }
         guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
         guard IOUringSyncMethod(rawValue: uringSync) != nil else {
@@ -70,7 +84,9 @@ struct BenchCommand: ParsableCommand {
         configuration.preallocation = SegmentPreallocation(rawValue: preallocation)!
         configuration.ioUringSyncMethod = IOUringSyncMethod(rawValue: uringSync)!
         if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }
+        configuration.maxBatchDelay = .microseconds(batchDelay)
         configuration.logger = cliLogger()
+        let counters = BenchCounters.bootstrap()
         let wal: SegmentedWAL
         do {
             wal = try SegmentedWAL(configuration: configuration)
@@ -79,38 +95,90 @@ struct BenchCommand: ParsableCommand {
         }
 
         let payload = (0..<recordSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let cachedBefore = meminfoCachedBytes()
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(duration * 1e9)
-        var records = 0
-        var syncs = 0
-        do {
-            while true {
-                for _ in 0..<syncEvery {
-                    try wal.append(.put, tenant: 1, vshard: 0, payload: payload)
+        let outcome = Tally()
+        let syncEvery = self.syncEvery
+        let done = DispatchGroup()
+        if asyncWriters {
+            for _ in 0..<writers {
+                done.enter()
+                Task.detached {
+                    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var records = 0
+                    var failure: WALError?
+                    do throws(WALError) {
+                        while true {
+                            let before = monotonicNanoseconds()
+                            for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                            try await wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
+                            let after = monotonicNanoseconds()
+                            _ = latency.record((after - before) / 1000)
+                            records += syncEvery
+                            if after >= deadline { break }
+                        }
+                    } catch {
+                        failure = error
+                    }
+                    outcome.state.withLock {
+                        $0.records += records
+                        $0.commits += Int(latency.totalCount)
+                        $0.latency.add(latency)
+                        if $0.error == nil { $0.error = failure }
+                    }
+                    done.leave()
                 }
-                records += syncEvery
-                let before = monotonicNanoseconds()
-                try wal.sync()
-                let after = monotonicNanoseconds()
-                _ = latency.record((after - before) / 1000)
-                syncs += 1
-                if after >= deadline { break }
             }
+        } else {
+            for _ in 0..<writers {
+                done.enter()
+                let thread = Thread {
+                    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var records = 0
+                    var failure: WALError?
+                    do throws(WALError) {
+                        while true {
+                            let before = monotonicNanoseconds()
+                            for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                            try wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
+                            let after = monotonicNanoseconds()
+                            _ = latency.record((after - before) / 1000)
+                            records += syncEvery
+                            if after >= deadline { break }
+                        }
+                    } catch {
+                        failure = error
+                    }
+                    outcome.state.withLock {
+                        $0.records += records
+                        $0.commits += Int(latency.totalCount)
+                        $0.latency.add(latency)
+                        if $0.error == nil { $0.error = failure }
+                    }
+                    done.leave()
+                }
+                thread.stackSize = 1 << 20
+                thread.start()
+            }
+        }
+        done.wait()
+        do throws(WALError) {
             try wal.close()
         } catch {
             throw CLIError(error.description)
         }
+        let (records, commits, latency, failure) = outcome.state.withLock { ($0.records, $0.commits, $0.latency, $0.error) }
+        if let failure { throw CLIError(failure.description) }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
         let cachedAfter = meminfoCachedBytes()
         let bytes = Double(records * (recordSize + 30))
         let result = BenchResult(
             engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, encrypted: encrypt, recordSize: recordSize,
-            syncEvery: syncEvery,
-            seconds: elapsed, records: records, syncs: syncs,
+            syncEvery: syncEvery, writers: writers, asyncWriters: asyncWriters,
+            seconds: elapsed, records: records, commits: commits, fdatasyncs: counters.value("wal_fdatasyncs_total"),
             recordsPerSecond: Double(records) / elapsed, megabytesPerSecond: bytes / elapsed / 1e6,
-            syncLatencyMicros: [
+            commitLatencyMicros: [
                 "p50": latency.valueAtPercentile(50), "p90": latency.valueAtPercentile(90),
                 "p99": latency.valueAtPercentile(99), "p99.9": latency.valueAtPercentile(99.9), "max": latency.max,
             ],
@@ -127,12 +195,15 @@ struct BenchResult {
     var encrypted: Bool
     var recordSize: Int
     var syncEvery: Int
+    var writers: Int
+    var asyncWriters: Bool
     var seconds: Double
     var records: Int
-    var syncs: Int
+    var commits: Int
+    var fdatasyncs: Int64
     var recordsPerSecond: Double
     var megabytesPerSecond: Double
-    var syncLatencyMicros: [String: UInt64]
+    var commitLatencyMicros: [String: UInt64]
     var pageCacheGrowthBytes: Int64
 
     static let percentileKeys = ["p50", "p90", "p99", "p99.9", "max"]
@@ -143,23 +214,30 @@ struct BenchResult {
         lines.append("O_DIRECT          \(directIO ? "on" : "off")")
         lines.append("preallocation     \(preallocation)")
         lines.append("encryption        \(encrypted ? "AES-256-GCM" : "off")")
-        lines.append("record size       \(recordSize) B, sync every \(syncEvery) record(s)")
+        lines.append("record size       \(recordSize) B, commit every \(syncEvery) record(s), \(writers) \(asyncWriters ? "async task" : "thread") writer(s)")
         lines.append("duration          \(format(seconds, 2)) s")
         lines.append("records           \(records)")
-        lines.append("syncs             \(syncs)")
+        lines.append("commits           \(commits)")
+        lines.append("fdatasyncs        \(fdatasyncs) (\(format(fdatasyncs > 0 ? Double(records) / Double(fdatasyncs) : 0, 1)) records per fdatasync)")
         lines.append("records/s         \(format(recordsPerSecond, 0))")
         lines.append("MB/s              \(format(megabytesPerSecond, 2))")
-        let latencies = Self.percentileKeys.map { "\($0) \(syncLatencyMicros[$0] ?? 0)" }.joined(separator: "  ")
-        lines.append("sync latency µs   \(latencies)")
+        let latencies = Self.percentileKeys.map { "\($0) \(commitLatencyMicros[$0] ?? 0)" }.joined(separator: "  ")
+        lines.append("commit latency µs \(latencies)")
         lines.append("page cache growth \(pageCacheGrowthBytes / 1024) KiB")
         return lines.joined(separator: "\n")
     }
 
     var json: String {
-        let latencies = Self.percentileKeys.map { "\"\($0)\":\(syncLatencyMicros[$0] ?? 0)" }.joined(separator: ",")
-        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"encrypted\":\(encrypted),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),"
-            + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"syncs\":\(syncs),"
+        let latencies = Self.percentileKeys.map { "\"\($0)\":\(commitLatencyMicros[$0] ?? 0)" }.joined(separator: ",")
+        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"encrypted\":\(encrypted),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),\"writers\":\(writers),\"async\":\(asyncWriters),"
+            + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"commits\":\(commits),\"fdatasyncs\":\(fdatasyncs),"
             + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
-            + "\"syncLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes)}"
+            + "\"commitLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes)}"
     }
+}
+
+/// What the writers measured, merged as each finishes.
+final class Tally: Sendable {
+    let state = Mutex<(records: Int, commits: Int, latency: Histogram<UInt64>, error: WALError?)>(
+        (0, 0, Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three), nil))
 }

@@ -1,49 +1,37 @@
+import Dispatch
 import Glibc
 import Logging
-import Synchronization
 
 /// A write-ahead log kept as a directory of segment files, byte-compatible with the seed's
 /// (nodedb-wal) format.
 ///
 /// ```swift
 /// let wal = try SegmentedWAL(configuration: .init(directory: "/var/lib/db/wal"))
-/// let lsn = try wal.append(.put, tenant: 1, vshard: 0, payload: bytes)
-/// try wal.sync()                       // everything appended so far is durable
+/// let lsn = try wal.commit(.put, tenant: 1, vshard: 0, payload: bytes)  // durable on return
+/// let next = try wal.append(.put, payload: more)   // buffered
+/// try await wal.durable(next)                      // suspends, never blocks
 /// var records = wal.records(from: checkpoint)
 /// while let record = try records.next() { apply(record) }
 /// _ = try wal.truncate(before: checkpoint)
 /// ```
 ///
-/// All methods may be called from any thread; calls are serialised by a lock.
+/// Every method may be called from any number of threads and tasks at once. Appends take
+/// LSNs in the order their records enter the buffer, which is the order of the log.
+/// Concurrent commits are grouped: while one flush (write + fdatasync) is on disk, the next
+/// batch gathers, and one fdatasync makes the whole batch durable (see ``commit(_:tenant:vshard:payload:)``).
 ///
 /// Once a write or sync has failed, the WAL cannot prove what reached the disk, so every
-/// later call that writes throws ``WALError/failed(_:)`` with the original error: reopen the
-/// directory to recover what is on disk.
+/// waiter of that flush and every later call that writes throws ``WALError/failed(_:)`` with
+/// the original error: reopen the directory to recover what is on disk.
 public final class SegmentedWAL: Sendable {
     /// The configuration the WAL was opened with.
     public let configuration: WALConfiguration
     /// The engine moving the bytes.
-    public let engine: IOEngineKind
+    public var engine: IOEngineKind { core.engineKind }
     /// Whether segment files are written with O_DIRECT.
-    public let isDirectIO: Bool
-    private let directIOPolicy: DirectIOPolicy
+    public var isDirectIO: Bool { core.isDirectIO }
 
-    /// Everything mutable; only touched inside `state.withLock`, which is what makes the
-    /// non-Sendable writer safe to share.
-    private struct State: ~Copyable, @unchecked Sendable {
-        var writer: SegmentWriter?
-        var failure: WALError?
-        var isClosed = false
-        /// The preallocator was asked for the next segment's file.
-        var spareRequested = false
-        /// Set while a step runs whose failure leaves the log untouched (preparing the next
-        /// segment's file): its error is reported without making the WAL refuse further work.
-        var failureIsRecoverable = false
-    }
-
-    private let state: Mutex<State>
-    private let ioEngine: UnsafeTransfer<IOEngine>
-    private let preallocator: Preallocator?
+    private let core: LogWriter
 
     /// Opens the WAL in `configuration.directory`, creating it when missing.
     ///
@@ -89,27 +77,17 @@ public final class SegmentedWAL: Sendable {
                     file.close()
                     try Syscall.unlink(last.path)
                 }
-                writer = try Self.createSegment(firstLSN: tail.nextLSN, configuration: configuration,
-                                                directIO: configuration.directIO, engine: engine)
+                writer = try Self.createSegment(firstLSN: tail.nextLSN, configuration: configuration, engine: engine)
             } else {
                 writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
                                            end: tail.end, bufferSize: configuration.bufferSize)
             }
         } else {
-            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, directIO: configuration.directIO,
-                                            engine: engine)
+            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, engine: engine)
         }
         try Syscall.fsyncDirectory(directory)
 
-        self.engine = engine.kind
-        self.isDirectIO = writer.file.isDirect
-        // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
-        self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
-        self.ioEngine = UnsafeTransfer(engine)
-        self.preallocator = configuration.preallocation == .none ? nil
-            : Preallocator(directory: directory, size: configuration.segmentTargetSize, mode: configuration.preallocation,
-                           direct: writer.file.isDirect)
-        self.state = Mutex(State(writer: writer))
+        self.core = LogWriter(configuration: configuration, engine: engine, writer: writer)
         logger.debug("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
             "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.file.isDirect)",
@@ -117,21 +95,17 @@ public final class SegmentedWAL: Sendable {
     }
 
     deinit {
-        state.withLock { state in
-            if let writer = state.writer, !state.isClosed, state.failure == nil {
-                try? writer.seal()
-            }
-            state.writer?.abandon()
-        }
-        preallocator?.discard()
-        ioEngine.value.shutdown()
+        try? core.close()
     }
 
     // MARK: Writing
 
     /// Appends a record to the buffer and returns its LSN. The record is durable after the
-    /// next ``sync()``. When the active segment has reached ``WALConfiguration/segmentTargetSize``,
-    /// it is sealed and a new segment started first.
+    /// next ``sync()``, or once ``waitUntilDurable(_:)`` / ``durable(_:)`` for its LSN returns.
+    /// When the active segment has reached ``WALConfiguration/segmentTargetSize``, it is sealed
+    /// and a new segment started first.
+    ///
+    /// Waits only when both buffers are full (the disk is behind): back-pressure, not a flush.
     ///
     /// - Throws: ``WALError/payloadTooLarge(size:limit:)`` (the WAL stays usable),
     ///   ``WALError/closed``, ``WALError/failed(_:)``, or the I/O error of a flush.
@@ -157,66 +131,79 @@ public final class SegmentedWAL: Sendable {
         guard payload.count <= RecordHeader.maxPayloadLength else {
             throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
         }
-        return try withState { (state) throws(WALError) -> LSN in
-            let writer = try self.roll(&state, force: false)
-            let lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
-            if !state.spareRequested, let preallocator = self.preallocator,
-               writer.logicalEnd >= self.configuration.segmentTargetSize / 2 {
-                state.spareRequested = true
-                preallocator.startIfIdle()
-            }
-            return lsn
-        }
+        return try core.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
     }
 
-    /// Makes every record appended so far durable (write, then fdatasync).
+    /// Appends a record and blocks until it is durable; returns its LSN.
+    ///
+    /// Group commit: a commit that finds no flush in progress flushes at once in the calling
+    /// thread; commits arriving while a flush is on disk wait, and the next flush covers all of
+    /// them with one fdatasync. Each commit returns when *its* record is durable.
+    @discardableResult
+    public func commit<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
+                                                  payload: Payload) throws(WALError) -> LSN {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
+        try core.waitUntilDurable(lsn)
+        core.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        return lsn
+    }
+
+    /// Appends a record and suspends until it is durable; returns its LSN. The wait never
+    /// blocks a thread (the WAL's flusher thread does the I/O); the append itself may wait
+    /// briefly when both buffers are full.
+    @discardableResult
+    public func commit<Payload: Collection<UInt8> & Sendable>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
+                                                             payload: Payload) async throws(WALError) -> LSN {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
+        try await core.durable(lsn)
+        core.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        return lsn
+    }
+
+    /// Makes every record appended so far durable.
     public func sync() throws(WALError) {
-        try withState { (state) throws(WALError) in try state.writer!.sync() }
+        try core.sync()
+    }
+
+    /// Blocks until every record up to `lsn` is durable. Flushes in the calling thread when no
+    /// flush is in progress.
+    ///
+    /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)`` for an LSN not appended yet,
+    ///   ``WALError/failed(_:)`` when the flush failed, ``WALError/closed``.
+    public func waitUntilDurable(_ lsn: LSN) throws(WALError) {
+        try core.waitUntilDurable(lsn)
+    }
+
+    /// Suspends until every record up to `lsn` is durable, without blocking a thread.
+    ///
+    /// - Throws: as ``waitUntilDurable(_:)``.
+    public func durable(_ lsn: LSN) async throws(WALError) {
+        try await core.durable(lsn)
     }
 
     /// The LSN the next appended record will get.
-    public var nextLSN: LSN {
-        state.withLock { $0.writer?.nextLSN ?? 0 }
-    }
+    public var nextLSN: LSN { core.nextLSN }
 
-    /// The highest LSN known to be durable (0 when none is).
-    public var durableLSN: LSN {
-        state.withLock { $0.writer?.durableLSN ?? 0 }
-    }
+    /// The highest LSN known to be durable (0 when none is). Every record up to it survives a
+    /// crash.
+    public var durableLSN: LSN { core.durableLSN }
 
     /// The first LSN of the active segment.
-    public var activeSegmentFirstLSN: LSN {
-        state.withLock { $0.writer?.firstLSN ?? 0 }
-    }
+    public var activeSegmentFirstLSN: LSN { core.activeSegmentFirstLSN }
 
-    /// Syncs everything, trims the active segment to its last record, and releases the files.
-    /// Later calls throw ``WALError/closed``. Closing twice is harmless.
+    /// Syncs everything, trims the active segment to its last record, releases the files and
+    /// the ring, and stops the flusher thread. Later calls throw ``WALError/closed``. Closing
+    /// twice is harmless; a WAL that is deinitialised unclosed is closed then (errors ignored).
     public func close() throws(WALError) {
-        try state.withLock { (state) throws(WALError) in
-            guard !state.isClosed else { return }
-            state.isClosed = true
-            preallocator?.discard()
-            guard let writer = state.writer else { return }
-            state.writer = nil
-            if state.failure != nil {
-                writer.abandon()
-                return
-            }
-            do throws(WALError) {
-                try writer.seal()
-            } catch {
-                writer.abandon()
-                throw error
-            }
-        }
+        try core.close()
     }
 
     /// Seals the active segment now and starts a new one at ``nextLSN``, whatever its size.
     /// Does nothing when the active segment holds no record yet.
     public func rollSegment() throws(WALError) {
-        try withState { (state) throws(WALError) in
-            _ = try self.roll(&state, force: true)
-        }
+        try core.rollSegment()
     }
 
     // MARK: Reading
@@ -276,9 +263,9 @@ public final class SegmentedWAL: Sendable {
     /// a segment goes when the next one starts at or below `checkpoint`). The active segment is
     /// never deleted. The directory is fsynced after deletions.
     public func truncate(before checkpoint: LSN) throws(WALError) -> TruncationResult {
-        try withState { (state) throws(WALError) -> TruncationResult in
+        try core.withActiveSegment { (activeFirstLSN) throws(WALError) -> TruncationResult in
             try Truncation.truncate(directory: self.configuration.directory, before: checkpoint,
-                                    activeFirstLSN: state.writer!.firstLSN)
+                                    activeFirstLSN: activeFirstLSN)
         }
     }
 
@@ -290,99 +277,11 @@ public final class SegmentedWAL: Sendable {
 
     // MARK: Internals
 
-    /// Runs `body` under the lock with an open, healthy writer; any I/O failure makes the WAL
-    /// refuse further work (the failure is sticky: after a failed fdatasync the kernel may have
-    /// dropped the dirty pages, so retrying could report lost data as durable).
-    private func withState<T>(_ body: (inout State) throws(WALError) -> T) throws(WALError) -> T {
-        try state.withLock { (state) throws(WALError) -> T in
-            if state.isClosed || state.writer == nil { throw WALError.closed }
-            if let failure = state.failure { throw WALError.failed(failure) }
-            do throws(WALError) {
-                return try body(&state)
-            } catch {
-                let recoverable = state.failureIsRecoverable
-                state.failureIsRecoverable = false
-                if case .io = error, !recoverable {
-                    state.failure = error
-                    configuration.logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
-                }
-                throw error
-            }
-        }
-    }
-
-    /// Seals the active segment and starts the next when the active one reached its target size
-    /// (or always, with `force`), provided it holds a record. Must run under the lock.
-    ///
-    /// Order matters for crashes and failures: (1) the active segment is made durable and cut
-    /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
-    /// a new file — and if that fails (ENOSPC, EMFILE) the error is reported, the WAL stays
-    /// usable and keeps appending to the active segment; (3) the old file is closed, the
-    /// directory fsynced. A crash at any point leaves a log that replays in full.
-    private func roll(_ state: inout State, force: Bool) throws(WALError) -> SegmentWriter {
-        let writer = state.writer!
-        guard force || writer.logicalEnd >= configuration.segmentTargetSize, writer.nextLSN > writer.firstLSN else { return writer }
-        try writer.trimAndSync()
-
-        state.failureIsRecoverable = true
-        state.spareRequested = false
-        let path = SegmentDirectory.path(configuration.directory, firstLSN: writer.nextLSN)
-        let file: SegmentFile
-        if let spare = try preallocator?.take() {
-            try Syscall.rename(spare, path)
-            do {
-                file = try SegmentFile.open(path: path, create: false, directIO: directIOPolicy, logger: configuration.logger)
-            } catch {
-                try? Syscall.unlink(path)
-                throw error
-            }
-        } else {
-            file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIOPolicy,
-                                        logger: configuration.logger)
-        }
-        let next: SegmentWriter
-        do {
-            next = try Self.makeWriter(file: file, firstLSN: writer.nextLSN, configuration: configuration,
-                                       engine: ioEngine.value)
-        } catch {
-            file.close()
-            try? Syscall.unlink(path)
-            throw error
-        }
-        state.failureIsRecoverable = false
-
-        writer.abandon()
-        try Syscall.fsyncDirectory(configuration.directory)
-        state.writer = next
-        configuration.logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])
-        return next
-    }
-
-    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration, directIO: DirectIOPolicy,
+    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration,
                                       engine: IOEngine) throws(WALError) -> SegmentWriter {
         let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
-        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIO,
+        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: configuration.directIO,
                                         logger: configuration.logger)
-        return try makeWriter(file: file, firstLSN: firstLSN, configuration: configuration, engine: engine)
+        return try LogWriter.makeWriter(file: file, firstLSN: firstLSN, configuration: configuration, engine: engine)
     }
-
-    /// A writer for a new, empty segment file: with a fresh preamble and cipher when encrypting.
-    private static func makeWriter(file: SegmentFile, firstLSN: LSN, configuration: WALConfiguration,
-                                   engine: IOEngine) throws(WALError) -> SegmentWriter {
-        var preamble: SegmentPreamble?
-        var cipher: RecordCipher?
-        if let ring = configuration.encryption {
-            let fresh = SegmentPreamble.fresh(keyID: ring.current.id)
-            preamble = fresh
-            cipher = RecordCipher(key: ring.current, epoch: fresh.epoch)
-        }
-        return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
-                                 bufferSize: configuration.bufferSize, preamble: preamble, cipher: cipher)
-    }
-}
-
-/// Carries a non-Sendable reference whose every use is serialised by the WAL's lock.
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -36,6 +36,16 @@ public struct WALConfiguration: Sendable {
     /// and streaming workloads); see ``IOUringSyncMethod``.
     public var ioUringSyncMethod: IOUringSyncMethod = .adaptive
 
+    /// How long a flush waits for more commits to join it before taking the buffer (like
+    /// PostgreSQL's `commit_delay`). Default zero: group commit already batches every commit
+    /// that arrives while the previous flush is on disk, and a delay only adds latency unless
+    /// commits arrive in bursts shorter than a flush.
+    public var maxBatchDelay: Duration = .zero
+
+    /// Dimensions added to every metric the WAL reports (for example `[("wal", "orders")]`
+    /// to tell several WALs of one process apart). Default none.
+    public var metricsDimensions: [(String, String)] = []
+
     /// Record types replay understands. An unknown type with the required bit stops replay with
     /// an error; an unknown type without it is skipped. Default: the seed's types.
     public var recordTypes: Set<RecordType> = RecordType.seedTypes
@@ -67,6 +77,7 @@ public struct WALConfiguration: Sendable {
     func validate() throws(WALError) {
         guard !directory.isEmpty else { throw WALError.invalidConfiguration("directory is empty") }
         guard segmentTargetSize > 0 else { throw WALError.invalidConfiguration("segmentTargetSize must be positive") }
+        guard maxBatchDelay >= .zero else { throw WALError.invalidConfiguration("maxBatchDelay must not be negative") }
         guard bufferSize >= 4096, bufferSize % 4096 == 0 else {
             throw WALError.invalidConfiguration("bufferSize must be a positive multiple of 4096, got \(bufferSize)")
         }

@@ -20,6 +20,9 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An earlier write or sync failed, so nothing after it can be proven durable;
     /// the WAL refuses further work until it is reopened. Carries the original failure.
     indirect case failed(WALError)
+    /// A wait for durability named an LSN that has not been appended (yet): waiting for it
+    /// could last forever.
+    case lsnNotAppended(lsn: LSN, nextLSN: LSN)
     /// The configuration demands O_DIRECT but the file system refuses it (tmpfs, for example).
     case directIOUnsupported(path: String)
     /// The configuration is not usable.
@@ -63,6 +66,8 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the WAL is closed"
         case .failed(let cause):
             return "the WAL refuses further writes after an earlier failure: \(cause)"
+        case .lsnNotAppended(let lsn, let nextLSN):
+            return "LSN \(lsn) has not been appended (the next LSN is \(nextLSN))"
         case .directIOUnsupported(let path):
             return "O_DIRECT was required but the file system of \(path) refuses it"
         case .invalidConfiguration(let message):

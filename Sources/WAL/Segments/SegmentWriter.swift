@@ -2,20 +2,35 @@ import Glibc
 
 /// Appends records to the active segment through a ring of two aligned buffers.
 ///
-/// Records are copied into the *current* buffer. A flush hands that buffer to the engine
-/// (write, plus fdatasync when the flush is a sync) and switches to the other buffer, so
-/// appends continue while the first is on disk; before a buffer is handed over, the write
-/// of the other one must have completed. Only one write is ever outstanding, so writes
-/// reach the file in order.
+/// Records are copied into the *current* buffer. A buffer leaves the ring as a ``Job``: when
+/// it fills up (queued, to be written by whoever holds the WAL's I/O role), or when a commit
+/// needs the records in it durable (``takeJob(sync:)``). The ring then switches to the other
+/// buffer, so appends continue while the first is on disk. A buffer can leave only when the
+/// other one is back from disk, so there is at most one job at a time and writes reach the
+/// file in order.
 ///
-/// Writes cover whole 4 KiB blocks at block-aligned offsets (what O_DIRECT demands). A flush
+/// Writes cover whole 4 KiB blocks at block-aligned offsets (what O_DIRECT demands). A job
 /// that ends inside a block pads the block with zeros on disk and carries the block's valid
 /// bytes over to the start of the next buffer, which rewrites that block at the same offset.
 /// The segment therefore never holds a zero gap between records, whatever the sync pattern,
 /// and the zeros past the last record are never mistaken for one (a record never starts with
 /// zero bytes, see ``SegmentScanner``).
+///
+/// Not thread-safe: the WAL calls it under its lock, except ``write(_:)``, which the holder
+/// of the I/O role runs outside the lock on the job's buffer, which nobody else touches.
 final class SegmentWriter {
     static let blockSize = AlignedBuffer.alignment
+
+    /// One buffer on its way to disk: `length` bytes (whole blocks) at `offset`.
+    struct Job {
+        fileprivate let buffer: Int
+        let length: Int
+        let offset: Int64
+        /// The last record complete in the buffer; durable once a syncing job completes.
+        let lastLSN: LSN
+        /// Followed by fdatasync (covering every earlier job of the segment too).
+        var sync: Bool
+    }
 
     let file: SegmentFile
     let firstLSN: LSN
@@ -30,19 +45,26 @@ final class SegmentWriter {
     private var fill = 0
     /// The file offset of the current buffer's first byte (block-aligned).
     private var bufferOffset: Int64
-    /// LSN made durable by the outstanding write once it completes, if it syncs.
-    private var pendingDurableLSN: LSN?
-    /// Bytes were appended or written since the last completed fdatasync.
-    private var hasUnsyncedData = false
+    /// The other buffer has left the ring (queued or being written).
+    private var otherInUse = false
+    /// A full buffer waiting to be written.
+    private(set) var queuedJob: Job?
+    /// The current buffer holds bytes no job has taken yet.
+    private var hasUntakenBytes = false
+    /// Jobs were written since the last fdatasync.
+    private var hasUnsyncedWrites = false
+    /// Encrypts each record's payload, when the segment is encrypted.
+    private let cipher: RecordCipher?
 
     /// Where the next record will start: the logical end of the segment.
     var logicalEnd: Int64 { bufferOffset + Int64(fill) }
 
+    /// Something appended is not yet durable, or a job is queued.
+    var hasPendingWork: Bool { hasUntakenBytes || queuedJob != nil || hasUnsyncedWrites }
+
     /// Opens a writer positioned at `end` (the end of the last valid record) of `file`,
     /// whose records run from `firstLSN` up to `nextLSN - 1`, all of them durable.
-    /// Encrypts each record's payload, when the segment is encrypted.
-    private let cipher: RecordCipher?
-
+    ///
     /// - Parameters:
     ///   - preamble: written first when the segment is new (`end` is 0) and encrypted.
     ///   - cipher: encrypts every appended record (the segment's key and epoch).
@@ -59,7 +81,7 @@ final class SegmentWriter {
         self.bufferOffset = AlignedBuffer.alignDown(end)
         self.fill = Int(end - bufferOffset)
         if fill > 0 {
-            // Load the partial last block: the next flush rewrites it with new records appended.
+            // Load the partial last block: the next job rewrites it with new records appended.
             let block = ring[0].slice(0..<Self.blockSize)
             let got = try engine.read(into: block, at: bufferOffset, from: file)
             guard got >= fill else {
@@ -68,14 +90,22 @@ final class SegmentWriter {
             memset(ring[0].base + fill, 0, Self.blockSize - fill)
         }
         if end == 0, let preamble {
-            try preamble.encoded.withUnsafeBytes { bytes in Result { () throws(WALError) in try put(bytes) } }.get()
-            hasUnsyncedData = true
+            try preamble.encoded.withUnsafeBytes { bytes in
+                Result { () throws(WALError) in
+                    try put(bytes) { () throws(WALError) in preconditionFailure("a new writer has a free buffer") }
+                }
+            }.get()
         }
     }
 
     /// Appends one record and returns its LSN (encrypted first when the segment is). The
     /// caller checked the plaintext length against the format's limit.
-    func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
+    ///
+    /// When the current buffer fills while the other is still out, `waitForBuffer` is called
+    /// (it releases the WAL's lock until a job completes); the record continues afterwards
+    /// in whatever buffer is current then.
+    func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer,
+                waitForBuffer: () throws(WALError) -> Void) throws(WALError) -> LSN {
         let lsn = nextLSN
         var header = RecordHeader(storedType: storedType, lsn: lsn, tenant: tenant, vshard: vshard,
                                   payloadLength: UInt32(payload.count))
@@ -88,85 +118,114 @@ final class SegmentWriter {
                 header.storedType |= RecordType.encryptedFlag
                 header.payloadLength = UInt32(ciphertext.count + tag.count)
                 header.crc = header.computeChecksum(payload: ciphertext, tag)
-                try putHeader(header)
-                try put(ciphertext)
-                try put(tag)
+                try putHeader(header, waitForBuffer: waitForBuffer)
+                try put(ciphertext, waitForBuffer: waitForBuffer)
+                try put(tag, waitForBuffer: waitForBuffer)
             }
         } else {
-            try put(header: header, payload: payload)
+            header.crc = header.computeChecksum(payload: payload)
+            try putHeader(header, waitForBuffer: waitForBuffer)
+            try put(payload, waitForBuffer: waitForBuffer)
         }
         nextLSN += 1
-        hasUnsyncedData = true
         return lsn
     }
 
-    private func put(header: RecordHeader, payload: UnsafeRawBufferPointer) throws(WALError) {
-        var header = header
-        header.crc = header.computeChecksum(payload: payload)
-        try putHeader(header)
-        try put(payload)
-    }
-
-    private func putHeader(_ header: RecordHeader) throws(WALError) {
+    private func putHeader(_ header: RecordHeader, waitForBuffer: () throws(WALError) -> Void) throws(WALError) {
         try withUnsafeTemporaryAllocation(byteCount: RecordHeader.size, alignment: 8) { (scratch) throws(WALError) in
             header.encode(into: scratch)
-            try put(UnsafeRawBufferPointer(scratch))
+            try put(UnsafeRawBufferPointer(scratch), waitForBuffer: waitForBuffer)
         }
     }
 
-    /// Copies bytes into the ring, flushing each buffer as it fills.
-    private func put(_ bytes: UnsafeRawBufferPointer) throws(WALError) {
+    /// Copies bytes into the ring; a buffer that fills is queued as a job.
+    private func put(_ bytes: UnsafeRawBufferPointer, waitForBuffer: () throws(WALError) -> Void) throws(WALError) {
         var remaining = bytes
         while !remaining.isEmpty {
             let buffer = ring[current]
+            if fill == buffer.capacity {
+                if otherInUse {
+                    try waitForBuffer()
+                } else {
+                    queuedJob = seal(sync: false)
+                }
+                continue
+            }
             let count = min(buffer.capacity - fill, remaining.count)
             (buffer.base + fill).copyMemory(from: remaining.baseAddress!, byteCount: count)
             fill += count
+            hasUntakenBytes = true
             remaining = UnsafeRawBufferPointer(rebasing: remaining[count...])
-            if fill == buffer.capacity {
-                try flush(sync: false)
-            }
         }
     }
 
-    /// Makes every appended record durable: writes the current buffer (its last block padded)
-    /// followed by fdatasync, and waits for both.
-    func sync() throws(WALError) {
-        guard hasUnsyncedData || pendingDurableLSN != nil else { return }
-        if hasUnsyncedData { try flush(sync: true) }
-        try waitForOutstandingWrite()
-        hasUnsyncedData = false
+    /// The next job to write, in file order: the queued full buffer, else the current buffer
+    /// (when it holds untaken bytes and the other buffer is back). `sync` decides, given the
+    /// job's last complete LSN, whether the job ends with fdatasync.
+    func takeJob(sync: (LSN) -> Bool) -> Job? {
+        if var job = queuedJob {
+            queuedJob = nil
+            job.sync = sync(job.lastLSN)
+            return job
+        }
+        guard hasUntakenBytes, !otherInUse else { return nil }
+        return seal(sync: sync(nextLSN - 1))
     }
 
-    /// Hands the current buffer to the engine and switches to the other one.
-    private func flush(sync: Bool) throws(WALError) {
-        try waitForOutstandingWrite()
+    /// Whether a sync job is still needed although no bytes are untaken: jobs were written
+    /// without fdatasync since the last one.
+    /// Such a job writes nothing; the engine just fdatasyncs.
+    func takeSyncOnlyJob() -> Job? {
+        guard queuedJob == nil, !hasUntakenBytes, !otherInUse, hasUnsyncedWrites else { return nil }
+        otherInUse = true
+        return Job(buffer: 1 - current, length: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true)
+    }
+
+    /// Takes the current buffer out of the ring as a job and switches to the other buffer,
+    /// carrying the partial last block over.
+    private func seal(sync: Bool) -> Job {
+        precondition(!otherInUse, "the other buffer must be back before this one leaves")
         let buffer = ring[current]
         let length = AlignedBuffer.alignUp(fill)
         // Zero the padding so that no stale buffer content ever reaches the disk.
         if length > fill { memset(buffer.base + fill, 0, length - fill) }
-        try engine.submitWrite(UnsafeRawBufferPointer(buffer.slice(0..<length)), at: bufferOffset, to: file, sync: sync)
-        if sync {
-            pendingDurableLSN = nextLSN - 1
-            hasUnsyncedData = false
-        }
+        let job = Job(buffer: current, length: length, offset: bufferOffset, lastLSN: nextLSN - 1, sync: sync)
         let whole = AlignedBuffer.alignDown(fill)
         let carried = fill - whole
-        let next = ring[1 - current]
         if carried > 0 {
-            next.base.copyMemory(from: buffer.base + whole, byteCount: carried)
+            ring[1 - current].base.copyMemory(from: buffer.base + whole, byteCount: carried)
         }
         bufferOffset += Int64(whole)
         fill = carried
         current = 1 - current
+        otherInUse = true
+        hasUntakenBytes = false
+        return job
     }
 
-    private func waitForOutstandingWrite() throws(WALError) {
+    /// Writes a job through the engine (and fdatasyncs it when it syncs). Runs outside the
+    /// WAL's lock: it touches only the job's buffer, which stays out of the ring until
+    /// ``finish(_:)``.
+    func write(_ job: Job) throws(WALError) {
+        let bytes = UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.length))
+        try engine.submitWrite(bytes, at: job.offset, to: file, sync: job.sync)
         try engine.complete()
-        if let lsn = pendingDurableLSN {
-            durableLSN = lsn
-            pendingDurableLSN = nil
+    }
+
+    /// Returns a written job's buffer to the ring and advances the durable LSN if it synced.
+    func finish(_ job: Job) {
+        otherInUse = false
+        if job.sync {
+            durableLSN = max(durableLSN, job.lastLSN)
+            hasUnsyncedWrites = false
+        } else {
+            hasUnsyncedWrites = true
         }
+    }
+
+    /// Gives a failed job's buffer back (the WAL refuses further writes anyway).
+    func abandon(_ job: Job) {
+        otherInUse = false
     }
 
     /// Makes the segment final: everything durable, the file cut to the end of its last
@@ -180,8 +239,10 @@ final class SegmentWriter {
     /// writer stays usable (a rollover whose next file cannot be created keeps appending here:
     /// the carried partial block is rewritten at the same offset and the file grows again).
     func trimAndSync() throws(WALError) {
-        if hasUnsyncedData { try flush(sync: false) }
-        try waitForOutstandingWrite()
+        while let job = takeJob(sync: { _ in false }) {
+            try write(job)
+            finish(job)
+        }
         let end = logicalEnd
         if try file.size() != end {
             try Syscall.ftruncate(file.descriptor, length: end, path: file.path)
@@ -189,12 +250,11 @@ final class SegmentWriter {
         // fsync, not fdatasync: the new size is metadata the next reader depends on.
         try Syscall.fsync(file.descriptor, path: file.path)
         durableLSN = nextLSN - 1
-        hasUnsyncedData = false
+        hasUnsyncedWrites = false
     }
 
     /// Closes without syncing (used after a failure, when nothing more can be written).
     func abandon() {
-        try? engine.complete()
         file.close()
     }
 }

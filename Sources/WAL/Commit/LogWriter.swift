@@ -1,0 +1,461 @@
+import Dispatch
+import Glibc
+import Logging
+
+/// The write side of a WAL: appends, group commit, rollover and close, safe from any number
+/// of threads and tasks.
+///
+/// ## Group commit
+/// Appends copy records into the segment writer's current buffer under one lock, so LSN order
+/// is buffer order. Durability is driven by an *I/O role* that one thread holds at a time:
+/// the holder takes the next buffer out of the ring as a job, releases the lock, writes it
+/// (with fdatasync when someone waits for a record in it), takes the lock again, publishes the
+/// new durable LSN and wakes exactly the waiters it covers. Meanwhile other appends fill the
+/// other buffer and other committers register as waiters — so while one fdatasync is on disk,
+/// the next batch gathers, and it is submitted as soon as the first completes.
+///
+/// Who holds the role: a committing thread that finds it free takes it and does the flush
+/// itself (a single writer then pays no thread hand-off at all, which is what keeps one-writer
+/// commit latency at the disk's own: measured, docs/PERFORMANCE.md); when a flush finishes and
+/// more commits wait — or a buffer filled up, or only async waiters wait — the flusher thread
+/// takes over, so the disk never idles waiting for a sleeping committer to wake. Nothing
+/// polls: an idle WAL's flusher sleeps on a condition variable.
+///
+/// ## Failure
+/// A failed write or fdatasync fails every waiter and every later call; the WAL never
+/// retries an fdatasync (the kernel may have dropped the dirty pages it failed to write).
+final class LogWriter: @unchecked Sendable {
+    let configuration: WALConfiguration
+    let engineKind: IOEngineKind
+    let isDirectIO: Bool
+    let metrics: WALMetrics
+
+    private let engine: IOEngine
+    private let directIOPolicy: DirectIOPolicy
+    private let preallocator: Preallocator?
+    private let logger: Logger
+
+    private let lock = ConditionLock()
+    /// Broadcast when the I/O role is released, a buffer comes back, an append finishes after
+    /// waiting, or the WAL fails or closes.
+    private let changed: ConditionLock.Condition
+    /// Wakes the flusher thread.
+    private let flusherWake: ConditionLock.Condition
+    /// Never signalled: the role holder sleeps on it for ``WALConfiguration/maxBatchDelay``.
+    private let batchDelay: ConditionLock.Condition
+    private var flusher: BackgroundThread?
+
+    // Everything below is read and written only with `lock` held.
+    private var writer: SegmentWriter?
+    private var failure: WALError?
+    private var isClosed = false
+    private var flusherStopping = false
+    /// A thread holds the I/O role: it alone may call the engine or swap the writer.
+    private var ioBusy = false
+    /// An append released the lock in the middle of its record (waiting for a buffer); other
+    /// appends wait for it to finish, so records never interleave.
+    private var appendInProgress = false
+    private var waiters = CommitWaiters()
+    /// Waiters released under the lock, resumed as soon as the lock is released (a woken
+    /// thread should not find the lock still held by its waker).
+    private var released: [CommitWaiters.Released] = []
+    /// The preallocator was asked for the next segment's file.
+    private var spareRequested = false
+    /// Published copies of the writer's counters (kept after close).
+    private var lastDurableLSN: LSN = 0
+    private var lastNextLSN: LSN = 1
+
+    init(configuration: WALConfiguration, engine: IOEngine, writer: SegmentWriter) {
+        self.configuration = configuration
+        self.engine = engine
+        self.engineKind = engine.kind
+        self.writer = writer
+        self.logger = configuration.logger
+        self.isDirectIO = writer.file.isDirect
+        // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
+        self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
+        self.preallocator = configuration.preallocation == .none ? nil
+            : Preallocator(directory: configuration.directory, size: configuration.segmentTargetSize,
+                           mode: configuration.preallocation, direct: writer.file.isDirect)
+        self.metrics = WALMetrics(dimensions: configuration.metricsDimensions, engine: engine.kind)
+        self.changed = ConditionLock.Condition(lock)
+        self.flusherWake = ConditionLock.Condition(lock)
+        self.batchDelay = ConditionLock.Condition(lock)
+        self.lastDurableLSN = writer.durableLSN
+        self.lastNextLSN = writer.nextLSN
+        flusher = BackgroundThread(name: "wal-flusher") { [self] in runFlusher() }
+    }
+
+    deinit {
+        engine.shutdown()
+    }
+
+    // MARK: Reading state
+
+    var nextLSN: LSN { locked { lastNextLSN } }
+    var durableLSN: LSN { locked { lastDurableLSN } }
+    var activeSegmentFirstLSN: LSN { locked { writer?.firstLSN ?? 0 } }
+
+    /// Runs `body` with the active segment's first LSN, under the lock (truncation must not
+    /// race a rollover).
+    func withActiveSegment<T>(_ body: (LSN) throws(WALError) -> T) throws(WALError) -> T {
+        try locked { () throws(WALError) -> T in
+            try checkUsable()
+            return try body(writer!.firstLSN)
+        }
+    }
+
+    // MARK: Appending
+
+    func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
+        try locked { () throws(WALError) -> LSN in
+            while true {
+                try checkUsable()
+                if appendInProgress { wait(on: changed); continue }
+                if writer!.logicalEnd >= configuration.segmentTargetSize, writer!.nextLSN > writer!.firstLSN {
+                    if ioBusy { wait(on: changed); continue }
+                    try withRole { () throws(WALError) in try roll() }
+                    continue
+                }
+                break
+            }
+            let writer = writer!
+            let lsn: LSN
+            do throws(WALError) {
+                lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload) {
+                    () throws(WALError) in try waitForBuffer()
+                }
+            } catch {
+                endAppend()
+                throw error
+            }
+            endAppend()
+            lastNextLSN = writer.nextLSN
+            metrics.records.increment()
+            metrics.bytes.increment(by: Int64(payload.count))
+            if writer.queuedJob != nil && !ioBusy { flusherWake.signal() }
+            if !spareRequested, let preallocator, writer.logicalEnd >= configuration.segmentTargetSize / 2 {
+                spareRequested = true
+                preallocator.startIfIdle()
+            }
+            return lsn
+        }
+    }
+
+    /// Called (lock held) by an append whose buffer is full while the other is still out:
+    /// writes the queued buffer itself when the role is free, else waits for a buffer.
+    private func waitForBuffer() throws(WALError) {
+        appendInProgress = true
+        if !ioBusy {
+            runCycle(want: 0)
+        } else {
+            wait(on: changed)
+        }
+        if let failure { throw WALError.failed(failure) }
+    }
+
+    private func endAppend() {
+        if appendInProgress {
+            appendInProgress = false
+            changed.broadcast()
+        }
+    }
+
+    // MARK: Durability
+
+    /// Blocks until every record up to `lsn` is durable, flushing itself when nobody else is.
+    func waitUntilDurable(_ lsn: LSN) throws(WALError) {
+        let waiter: CommitWaiters.ThreadWaiter? = try locked { () throws(WALError) -> CommitWaiters.ThreadWaiter? in
+            while true {
+                if lastDurableLSN >= lsn { return nil }
+                if let failure { throw WALError.failed(failure) }
+                if isClosed { throw WALError.closed }
+                guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
+                if !ioBusy {
+                    runCycle(want: lsn)
+                    continue
+                }
+                // Someone else's flush is on disk: wait to be woken by the flush that covers
+                // this LSN (run by whoever holds the role then, often the flusher thread).
+                let waiter = CommitWaiters.ThreadWaiter()
+                waiters.add(lsn: lsn, thread: waiter)
+                return waiter
+            }
+        }
+        if let outcome = waiter?.wait() { throw outcome }
+    }
+
+    /// Suspends (never blocks) until every record up to `lsn` is durable; the flusher thread
+    /// does the flushing.
+    func durable(_ lsn: LSN) async throws(WALError) {
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, WALError>? = locked {
+                    if lastDurableLSN >= lsn { return .success(()) }
+                    if let failure { return .failure(WALError.failed(failure)) }
+                    if isClosed { return .failure(WALError.closed) }
+                    guard lsn < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN)) }
+                    waiters.add(lsn: lsn, task: continuation)
+                    if !ioBusy { flusherWake.signal() }
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+            }
+        } catch {
+            throw error as! WALError
+        }
+    }
+
+    /// Everything appended so far made durable.
+    func sync() throws(WALError) {
+        let last = try locked { () throws(WALError) -> LSN in
+            try checkUsable()
+            return lastNextLSN - 1
+        }
+        try waitUntilDurable(last)
+    }
+
+    // MARK: The I/O role
+
+    /// One flush, run with the lock held and the role free: takes the next job, writes it
+    /// outside the lock, publishes the result. `want` is the caller's own LSN (0 for none);
+    /// the job syncs when it covers every LSN anyone waits for.
+    private func runCycle(want: LSN) {
+        guard let writer, failure == nil else { return }
+        ioBusy = true
+        if configuration.maxBatchDelay > .zero && writer.queuedJob == nil {
+            // Let more commits join this flush (PostgreSQL's commit_delay).
+            let (seconds, attoseconds) = configuration.maxBatchDelay.components
+            batchDelay.wait(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        }
+        let demand = max(want, waiters.highest)
+        let durable = lastDurableLSN
+        let syncs = { (last: LSN) -> Bool in demand > durable && demand <= last }
+        guard let job = writer.takeJob(sync: syncs) ?? (demand > durable ? writer.takeSyncOnlyJob() : nil) else {
+            ioBusy = false
+            return
+        }
+        let firstRecord = durable + 1
+        unlockAndResume()
+        var failed: WALError?
+        do throws(WALError) {
+            try writer.write(job)
+        } catch {
+            failed = error
+        }
+        lock.lock()
+        ioBusy = false
+        metrics.flushes.increment()
+        if let failed {
+            writer.abandon(job)
+            fail(failed)
+            return
+        }
+        writer.finish(job)
+        if job.sync {
+            metrics.fdatasyncs.increment()
+            metrics.recordsPerFlush.record(Int64(job.lastLSN) - Int64(firstRecord) + 1)
+        }
+        publishDurable(writer.durableLSN)
+        changed.broadcast()
+        if waiters.highest > lastDurableLSN || writer.queuedJob != nil { flusherWake.signal() }
+    }
+
+    /// Runs `body` holding the role (lock held throughout: for rollover and close, which are
+    /// rare and must not interleave with appends). The caller checked that the role is free.
+    private func withRole<T>(_ body: () throws(WALError) -> T) throws(WALError) -> T {
+        precondition(!ioBusy)
+        ioBusy = true
+        defer {
+            ioBusy = false
+            changed.broadcast()
+            if waiters.highest > lastDurableLSN { flusherWake.signal() }
+        }
+        return try body()
+    }
+
+    private func publishDurable(_ lsn: LSN) {
+        guard lsn > lastDurableLSN else { return }
+        lastDurableLSN = lsn
+        if let batch = waiters.release(upTo: lsn) { released.append(batch) }
+    }
+
+    /// Runs `body` under the lock, then resumes the waiters it released.
+    private func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock.lock()
+        defer { unlockAndResume() }
+        return try body()
+    }
+
+    private func unlockAndResume() {
+        let batches = released
+        released = []
+        lock.unlock()
+        for batch in batches { batch.resume() }
+    }
+
+    /// Waits on `condition` (lock held), resuming released waiters first.
+    private func wait(on condition: ConditionLock.Condition) {
+        if !released.isEmpty {
+            unlockAndResume()
+            lock.lock()
+            return // state may have changed meanwhile: the caller re-checks before waiting again
+        }
+        condition.wait()
+    }
+
+    /// Makes the WAL refuse further work and fails every waiter (sticky: see the type's docs).
+    private func fail(_ error: WALError) {
+        if failure == nil {
+            failure = error
+            logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
+        }
+        if let batch = waiters.releaseAll(outcome: WALError.failed(error)) { released.append(batch) }
+        changed.broadcast()
+    }
+
+    private func checkUsable() throws(WALError) {
+        if isClosed || writer == nil { throw WALError.closed }
+        if let failure { throw WALError.failed(failure) }
+    }
+
+    /// The flusher thread: flushes whenever a full buffer is queued or someone waits, and the
+    /// role is free; sleeps otherwise.
+    private func runFlusher() {
+        lock.lock()
+        defer { unlockAndResume() }
+        while !flusherStopping {
+            if !ioBusy, failure == nil, let writer,
+               writer.queuedJob != nil || waiters.highest > lastDurableLSN {
+                runCycle(want: 0)
+                continue
+            }
+            wait(on: flusherWake)
+        }
+    }
+
+    // MARK: Rollover
+
+    /// Seals the active segment now and starts a new one, whatever its size (nothing when it
+    /// holds no record).
+    func rollSegment() throws(WALError) {
+        try locked { () throws(WALError) in
+            while true {
+                try checkUsable()
+                if ioBusy || appendInProgress { wait(on: changed); continue }
+                return try withRole { () throws(WALError) in try roll() }
+            }
+        }
+    }
+
+    /// Seals the active segment and starts the next (lock and role held), provided it holds a
+    /// record.
+    ///
+    /// Order matters for crashes and failures: (1) the active segment is made durable and cut
+    /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
+    /// a new file — and if that fails (ENOSPC, EMFILE) the error is reported, the WAL stays
+    /// usable and keeps appending to the active segment; (3) the old file is closed, the
+    /// directory fsynced. A crash at any point leaves a log that replays in full.
+    private func roll() throws(WALError) {
+        let writer = writer!
+        guard writer.nextLSN > writer.firstLSN else { return }
+        do throws(WALError) {
+            try writer.trimAndSync()
+        } catch {
+            fail(error)
+            throw error
+        }
+        publishDurable(writer.durableLSN)
+
+        // Recoverable from here until the new writer exists: the log itself is untouched.
+        spareRequested = false
+        let path = SegmentDirectory.path(configuration.directory, firstLSN: writer.nextLSN)
+        let file: SegmentFile
+        if let spare = try preallocator?.take() {
+            try Syscall.rename(spare, path)
+            do {
+                file = try SegmentFile.open(path: path, create: false, directIO: directIOPolicy, logger: logger)
+            } catch {
+                try? Syscall.unlink(path)
+                throw error
+            }
+        } else {
+            file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIOPolicy, logger: logger)
+        }
+        let next: SegmentWriter
+        do {
+            next = try Self.makeWriter(file: file, firstLSN: writer.nextLSN, configuration: configuration, engine: engine)
+        } catch {
+            file.close()
+            try? Syscall.unlink(path)
+            throw error
+        }
+
+        writer.abandon()
+        self.writer = next
+        do throws(WALError) {
+            try Syscall.fsyncDirectory(configuration.directory)
+        } catch {
+            fail(error)
+            throw error
+        }
+        metrics.rollovers.increment()
+        logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])
+    }
+
+    /// A writer for a new, empty segment file: with a fresh preamble and cipher when encrypting.
+    static func makeWriter(file: SegmentFile, firstLSN: LSN, configuration: WALConfiguration,
+                           engine: IOEngine) throws(WALError) -> SegmentWriter {
+        var preamble: SegmentPreamble?
+        var cipher: RecordCipher?
+        if let ring = configuration.encryption {
+            let fresh = SegmentPreamble.fresh(keyID: ring.current.id)
+            preamble = fresh
+            cipher = RecordCipher(key: ring.current, epoch: fresh.epoch)
+        }
+        return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
+                                 bufferSize: configuration.bufferSize, preamble: preamble, cipher: cipher)
+    }
+
+    // MARK: Close
+
+    /// Makes everything durable, trims the active segment, releases the files and stops the
+    /// flusher. Later calls throw ``WALError/closed``; closing twice is harmless.
+    func close() throws(WALError) {
+        var outcome: WALError?
+        let thread: BackgroundThread? = locked {
+            if isClosed { return nil }
+            while ioBusy || appendInProgress { wait(on: changed) }
+            isClosed = true
+            ioBusy = true
+            defer { ioBusy = false }
+            preallocator?.discard()
+            if let writer {
+                self.writer = nil
+                if failure == nil {
+                    do throws(WALError) {
+                        try writer.seal()
+                        publishDurable(writer.durableLSN)
+                    } catch {
+                        writer.abandon()
+                        fail(error)
+                        outcome = error
+                    }
+                } else {
+                    writer.abandon()
+                }
+            }
+            // Waiters still here waited for LSNs that are durable now (released above), or the WAL failed.
+            if let batch = waiters.releaseAll(outcome: failure.map { WALError.failed($0) } ?? WALError.closed) {
+                released.append(batch)
+            }
+            flusherStopping = true
+            flusherWake.signal()
+            changed.broadcast()
+            defer { flusher = nil }
+            return flusher
+        }
+        if let thread, !thread.isCurrent { thread.join() }
+        if let outcome { throw outcome }
+    }
+}

@@ -1,0 +1,34 @@
+import CLiburing
+import Glibc
+
+/// A joinable pthread running one closure: the WAL's flusher. A plain thread rather than a
+/// Dispatch queue or a task, because it blocks in system calls and condition waits by design
+/// and must never occupy a cooperative thread.
+final class BackgroundThread: @unchecked Sendable {
+    private var thread = pthread_t()
+
+    private final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    /// Starts `body` on a new thread named `name` (at most 15 bytes show in `ps`/`top`).
+    init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { argument in
+            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        _ = CLiburing_pthread_setname(thread, String(name.prefix(15)))
+    }
+
+    /// Waits for the thread to finish.
+    func join() {
+        _ = pthread_join(thread, nil)
+    }
+
+    /// Whether the caller is this thread.
+    var isCurrent: Bool { pthread_equal(pthread_self(), thread) != 0 }
+}

@@ -1,0 +1,80 @@
+import Glibc
+
+/// A pthread mutex with condition variables: what the commit path needs to wait for a flush
+/// while letting others append (Swift's `Mutex` has no condition variables).
+///
+/// Unlike `Mutex`, it does not own the state it protects: callers keep that state in class
+/// properties, read afresh after every wait, and never hold an `inout` access across a wait.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let rc = pthread_mutex_init(mutex, nil)
+        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() {
+        let rc = pthread_mutex_lock(mutex)
+        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+    }
+
+    func unlock() {
+        let rc = pthread_mutex_unlock(mutex)
+        precondition(rc == 0, "pthread_mutex_unlock failed: \(rc)")
+    }
+
+    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    /// A condition variable waited on with this lock held.
+    final class Condition: @unchecked Sendable {
+        private let condition: UnsafeMutablePointer<pthread_cond_t>
+        private let lock: ConditionLock
+
+        init(_ lock: ConditionLock) {
+            self.lock = lock
+            condition = .allocate(capacity: 1)
+            condition.initialize(to: pthread_cond_t())
+            var attributes = pthread_condattr_t()
+            pthread_condattr_init(&attributes)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+            let rc = pthread_cond_init(condition, &attributes)
+            pthread_condattr_destroy(&attributes)
+            precondition(rc == 0, "pthread_cond_init failed: \(rc)")
+        }
+
+        deinit {
+            pthread_cond_destroy(condition)
+            condition.deallocate()
+        }
+
+        /// Releases the lock, sleeps until signalled (or spuriously), and takes the lock again.
+        func wait() {
+            let rc = pthread_cond_wait(condition, lock.mutex)
+            precondition(rc == 0, "pthread_cond_wait failed: \(rc)")
+        }
+
+        /// As ``wait()``, but returns after `nanoseconds` at the latest.
+        func wait(nanoseconds: Int64) {
+            var deadline = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
+            let total = Int64(deadline.tv_nsec) + nanoseconds
+            deadline.tv_sec += Int(total / 1_000_000_000)
+            deadline.tv_nsec = Int(total % 1_000_000_000)
+            _ = pthread_cond_timedwait(condition, lock.mutex, &deadline)
+        }
+
+        func signal() { pthread_cond_signal(condition) }
+        func broadcast() { pthread_cond_broadcast(condition) }
+    }
+}
