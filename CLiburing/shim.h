@@ -34,6 +34,8 @@
 #include <sys/statvfs.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <liburing.h>
 
 /// open(2) flag: bypass the page cache. Needs _GNU_SOURCE, which Swift's Glibc lacks.
@@ -45,6 +47,10 @@ static const int CLiburing_O_DSYNC = O_DSYNC;
 extern int pthread_setname_np(pthread_t thread, const char *name);
 static inline int CLiburing_pthread_setname(pthread_t thread, const char *name) {
     return pthread_setname_np(thread, name);
+}
+/// gettid(2): the kernel's id of the calling thread (glibc declares gettid only under _GNU_SOURCE).
+static inline pid_t CLiburing_gettid(void) {
+    return (pid_t)syscall(SYS_gettid);
 }
 /// fallocate(2), declared by glibc only under _GNU_SOURCE.
 extern int fallocate(int fd, int mode, off_t offset, off_t len);

@@ -53,6 +53,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Encrypt records (AES-256-GCM) with a random key.")
     var encrypt = false
 
+    @Flag(help: "After writing, drop the page cache (when root) and replay the whole log, checking every CRC; report replay MB/s.")
+    var replay = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -172,6 +175,24 @@ struct BenchCommand: ParsableCommand {
         if let failure { throw CLIError(failure.description) }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
         let cachedAfter = meminfoCachedBytes()
+        var replayMegabytesPerSecond: Double?
+        if replay {
+            dropPageCache()
+            let replayStart = monotonicNanoseconds()
+            var stream = SegmentedWAL.records(in: path, keyRing: configuration.encryption)
+            var replayedBytes = 0
+            var replayed = 0
+            do throws(WALError) {
+                while let record = try stream.next() {
+                    replayedBytes += record.payload.count + 30
+                    replayed += 1
+                }
+            } catch {
+                throw CLIError("replay failed: \(error)")
+            }
+            guard replayed == records else { throw CLIError("replay returned \(replayed) records, \(records) were committed") }
+            replayMegabytesPerSecond = Double(replayedBytes) / (Double(monotonicNanoseconds() - replayStart) / 1e9) / 1e6
+        }
         let bytes = Double(records * (recordSize + 30))
         let result = BenchResult(
             engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, encrypted: encrypt, recordSize: recordSize,
@@ -182,7 +203,8 @@ struct BenchCommand: ParsableCommand {
                 "p50": latency.valueAtPercentile(50), "p90": latency.valueAtPercentile(90),
                 "p99": latency.valueAtPercentile(99), "p99.9": latency.valueAtPercentile(99.9), "max": latency.max,
             ],
-            pageCacheGrowthBytes: cachedAfter - cachedBefore
+            pageCacheGrowthBytes: cachedAfter - cachedBefore,
+            replayMegabytesPerSecond: replayMegabytesPerSecond
         )
         print(json ? result.json : result.table)
     }
@@ -205,6 +227,9 @@ struct BenchResult {
     var megabytesPerSecond: Double
     var commitLatencyMicros: [String: UInt64]
     var pageCacheGrowthBytes: Int64
+    var replayMegabytesPerSecond: Double?
+
+    var bytesWritten: Double { Double(records * (recordSize + 30)) }
 
     static let percentileKeys = ["p50", "p90", "p99", "p99.9", "max"]
 
@@ -223,7 +248,8 @@ struct BenchResult {
         lines.append("MB/s              \(format(megabytesPerSecond, 2))")
         let latencies = Self.percentileKeys.map { "\($0) \(commitLatencyMicros[$0] ?? 0)" }.joined(separator: "  ")
         lines.append("commit latency µs \(latencies)")
-        lines.append("page cache growth \(pageCacheGrowthBytes / 1024) KiB")
+        lines.append("page cache growth \(pageCacheGrowthBytes / 1024) KiB (\(format(Double(pageCacheGrowthBytes) / max(bytesWritten, 1) * 100, 2)) % of the bytes written)")
+        if let replayMegabytesPerSecond { lines.append("replay MB/s       \(format(replayMegabytesPerSecond, 1))") }
         return lines.joined(separator: "\n")
     }
 
@@ -232,7 +258,8 @@ struct BenchResult {
         return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"encrypted\":\(encrypted),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),\"writers\":\(writers),\"async\":\(asyncWriters),"
             + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"commits\":\(commits),\"fdatasyncs\":\(fdatasyncs),"
             + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
-            + "\"commitLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes)}"
+            + "\"commitLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes),"
+            + "\"replayMegabytesPerSecond\":\(replayMegabytesPerSecond.map { format($0, 1) } ?? "null")}"
     }
 }
 

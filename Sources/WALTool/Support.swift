@@ -73,3 +73,12 @@ func cliLogger() -> Logger {
     logger.logLevel = .info
     return logger
 }
+
+/// Writes dirty pages back and drops the clean page cache (root only; does nothing otherwise),
+/// so that a replay measurement reads from the disk.
+func dropPageCache() {
+    sync()
+    guard let file = fopen("/proc/sys/vm/drop_caches", "w") else { return }
+    fputs("3\n", file)
+    fclose(file)
+}

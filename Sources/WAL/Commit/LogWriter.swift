@@ -92,6 +92,9 @@ final class LogWriter: @unchecked Sendable {
 
     // MARK: Reading state
 
+    /// The flusher thread's kernel id (for tests that check it sleeps when idle).
+    var flusherThreadID: pid_t? { locked { flusher?.threadID } }
+
     var nextLSN: LSN { locked { lastNextLSN } }
     var durableLSN: LSN { locked { lastDurableLSN } }
     var activeSegmentFirstLSN: LSN { locked { writer?.firstLSN ?? 0 } }

@@ -277,6 +277,9 @@ public final class SegmentedWAL: Sendable {
 
     // MARK: Internals
 
+    /// The flusher thread's kernel id; nil once closed.
+    var flusherThreadID: pid_t? { core.flusherThreadID }
+
     private static func createSegment(firstLSN: LSN, configuration: WALConfiguration,
                                       engine: IOEngine) throws(WALError) -> SegmentWriter {
         let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
