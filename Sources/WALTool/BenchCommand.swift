@@ -32,6 +32,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("async"), help: "Writers are Swift tasks using `await commit` instead of threads blocking in `commit`.")
     var asyncWriters = false
 
+    @Flag(help: "Streaming writers: request durability of each batch and keep appending, waiting for the previous batch's durability before requesting the next (latency then spans two batches).")
+    var pipeline = false
+
     @Option(help: "Group commit delay in microseconds (WALConfiguration.maxBatchDelay).")
     var batchDelay: Int = 0
 
@@ -103,6 +106,7 @@ struct BenchCommand: ParsableCommand {
         let deadline = start + UInt64(duration * 1e9)
         let outcome = Tally()
         let syncEvery = self.syncEvery
+        let pipeline = self.pipeline
         let done = DispatchGroup()
         if asyncWriters {
             for _ in 0..<writers {
@@ -141,11 +145,32 @@ struct BenchCommand: ParsableCommand {
                     var records = 0
                     var failure: WALError?
                     do throws(WALError) {
+                        var previous: (lsn: LSN, start: UInt64)?
                         while true {
                             let before = monotonicNanoseconds()
+                            var after: UInt64
+                            if pipeline {
+                                var last: LSN = 0
+                                for _ in 0..<syncEvery { last = try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                                try wal.requestDurability(upTo: last)
+                                after = monotonicNanoseconds()
+                                if let previous {
+                                    try wal.waitUntilDurable(previous.lsn)
+                                    after = monotonicNanoseconds()
+                                    _ = latency.record((after - previous.start) / 1000)
+                                    records += syncEvery
+                                }
+                                previous = (last, before)
+                                if after >= deadline {
+                                    try wal.waitUntilDurable(last)
+                                    records += syncEvery
+                                    break
+                                }
+                                continue
+                            }
                             for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
                             try wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
-                            let after = monotonicNanoseconds()
+                            after = monotonicNanoseconds()
                             _ = latency.record((after - before) / 1000)
                             records += syncEvery
                             if after >= deadline { break }

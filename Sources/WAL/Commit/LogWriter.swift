@@ -56,6 +56,8 @@ final class LogWriter: @unchecked Sendable {
     /// appends wait for it to finish, so records never interleave.
     private var appendInProgress = false
     private var waiters = CommitWaiters()
+    /// The highest LSN someone asked to make durable without waiting (``requestDurability(upTo:)``).
+    private var requestedLSN: LSN = 0
     /// Waiters released under the lock, resumed as soon as the lock is released (a woken
     /// thread should not find the lock still held by its waker).
     private var released: [CommitWaiters.Released] = []
@@ -209,6 +211,17 @@ final class LogWriter: @unchecked Sendable {
         }
     }
 
+    /// Starts making every record up to `lsn` durable without waiting (the flusher does it).
+    func requestDurability(upTo lsn: LSN) throws(WALError) {
+        try locked { () throws(WALError) in
+            try checkUsable()
+            guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
+            guard lsn > lastDurableLSN, lsn > requestedLSN else { return }
+            requestedLSN = lsn
+            if !ioBusy { flusherWake.signal() }
+        }
+    }
+
     /// Everything appended so far made durable.
     func sync() throws(WALError) {
         let last = try locked { () throws(WALError) -> LSN in
@@ -231,7 +244,7 @@ final class LogWriter: @unchecked Sendable {
             let (seconds, attoseconds) = configuration.maxBatchDelay.components
             batchDelay.wait(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
-        let demand = max(want, waiters.highest)
+        let demand = max(want, waiters.highest, requestedLSN)
         let durable = lastDurableLSN
         let syncs = { (last: LSN) -> Bool in demand > durable && demand <= last }
         guard let job = writer.takeJob(sync: syncs) ?? (demand > durable ? writer.takeSyncOnlyJob() : nil) else {
@@ -261,7 +274,7 @@ final class LogWriter: @unchecked Sendable {
         }
         publishDurable(writer.durableLSN)
         changed.broadcast()
-        if waiters.highest > lastDurableLSN || writer.queuedJob != nil { flusherWake.signal() }
+        if hasDemand || writer.queuedJob != nil { flusherWake.signal() }
     }
 
     /// Runs `body` holding the role (lock held throughout: for rollover and close, which are
@@ -272,10 +285,13 @@ final class LogWriter: @unchecked Sendable {
         defer {
             ioBusy = false
             changed.broadcast()
-            if waiters.highest > lastDurableLSN { flusherWake.signal() }
+            if hasDemand { flusherWake.signal() }
         }
         return try body()
     }
+
+    /// Someone waits for, or asked for, an LSN that is not durable yet.
+    private var hasDemand: Bool { max(waiters.highest, requestedLSN) > lastDurableLSN }
 
     private func publishDurable(_ lsn: LSN) {
         guard lsn > lastDurableLSN else { return }
@@ -329,7 +345,7 @@ final class LogWriter: @unchecked Sendable {
         defer { unlockAndResume() }
         while !flusherStopping {
             if !ioBusy, failure == nil, let writer,
-               writer.queuedJob != nil || waiters.highest > lastDurableLSN {
+               writer.queuedJob != nil || hasDemand {
                 runCycle(want: 0)
                 continue
             }

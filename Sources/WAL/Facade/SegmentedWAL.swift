@@ -183,6 +183,16 @@ public final class SegmentedWAL: Sendable {
         try await core.durable(lsn)
     }
 
+    /// Starts making every record up to `lsn` durable and returns at once: the WAL's flusher
+    /// thread writes and syncs in the background. For streaming writers that keep appending
+    /// while the previous batch is synced; ``durableLSN``, ``waitUntilDurable(_:)`` or
+    /// ``durable(_:)`` tell when it is done.
+    ///
+    /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)``, ``WALError/closed``, ``WALError/failed(_:)``.
+    public func requestDurability(upTo lsn: LSN) throws(WALError) {
+        try core.requestDurability(upTo: lsn)
+    }
+
     /// The LSN the next appended record will get.
     public var nextLSN: LSN { core.nextLSN }
 
