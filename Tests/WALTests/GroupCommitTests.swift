@@ -215,6 +215,28 @@ struct GroupCommitTests {
         }
     }
 
+    @Test("requestDurability makes records durable in the background, without the caller waiting", arguments: availableEngines)
+    func requestedDurabilityHappens(engine: IOEngineChoice) throws {
+        try withTemporaryDirectory { directory in
+            let wal = try SegmentedWAL(configuration: testConfiguration(directory, engine: engine))
+            var last: LSN = 0
+            for index in 0..<300 { last = try wal.append(.put, payload: [UInt8](repeating: UInt8(index % 251), count: 500)) }
+            #expect(wal.durableLSN < last)
+            try wal.requestDurability(upTo: last)
+            var waited = 0
+            while wal.durableLSN < last && waited < 10_000 {
+                usleep(1000)
+                waited += 1
+            }
+            #expect(wal.durableLSN >= last, "the flusher did not make the requested records durable")
+            #expect(throws: WALError.lsnNotAppended(lsn: last + 1, nextLSN: last + 1)) { try wal.requestDurability(upTo: last + 1) }
+            try wal.requestDurability(upTo: 1) // already durable: nothing to do
+            try wal.close()
+            #expect(throws: WALError.closed) { try wal.requestDurability(upTo: last) }
+            #expect(try replayAll(directory).count == 300)
+        }
+    }
+
     @Test("Close makes pending records durable and releases waiters; later calls throw closed")
     func closeReleasesWaiters() async throws {
         try await withTemporaryDirectory { directory in
