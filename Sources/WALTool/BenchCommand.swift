@@ -59,6 +59,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "After writing, drop the page cache (when root) and replay the whole log, checking every CRC; report replay MB/s.")
     var replay = false
 
+    @Flag(help: "Write nothing: drop the page cache (when root) and replay the existing log in --directory, reporting MB/s (W5 on a log of your choosing).")
+    var replayOnly = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -79,6 +82,21 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if replayOnly {
+            guard let directory else { throw CLIError("--replay-only needs --directory") }
+            dropPageCache()
+            let start = monotonicNanoseconds()
+            var stream = SegmentedWAL.records(in: directory)
+            var bytes = 0, count = 0
+            do throws(WALError) {
+                while let record = try stream.next() { bytes += record.payload.count + 30; count += 1 }
+            } catch {
+                throw CLIError("replay failed: \(error)")
+            }
+            let seconds = Double(monotonicNanoseconds() - start) / 1e9
+            print("{\"records\":\(count),\"bytes\":\(bytes),\"seconds\":\(format(seconds, 3)),\"replayMegabytesPerSecond\":\(format(Double(bytes) / seconds / 1e6, 1))}")
+            return
+        }
         let temporary = directory == nil
         let path = try directory ?? makeTemporaryDirectory()
         defer { if temporary { removeTree(path) } }

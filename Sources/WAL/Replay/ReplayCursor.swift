@@ -115,7 +115,7 @@ final class ReplayCursor {
         }
         expectedLSN = segment.firstLSN
         isLastSegment = position == segments.count - 1
-        let scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine)
+        let scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine, readAhead: true)
         self.scanner = scanner
         decryption = nil
         if let keyRing {

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// Reads the records of one segment file in order, checking each one's framing and CRC.
@@ -9,6 +10,14 @@ import Glibc
 /// window grows it to that record's size, which has been checked against the 64 MiB limit
 /// and the file's size first, so memory is bounded by the largest record, never by a length
 /// field read from disk.
+///
+/// With `readAhead` (replay), the next window is read on a background thread while the records
+/// of the current one are checked and handed out, so reading and parsing overlap. Through the
+/// page cache (the usual case for replay), the scanner asks for sequential readahead and drops
+/// the pages behind it (`POSIX_FADV_DONTNEED`), so replaying a log does not fill the cache.
+/// Measured on the reference machine: buffered reads with this read-ahead beat O_DIRECT reads
+/// with it (one 1 MiB read in flight, 730–890 MB/s) — the kernel's readahead keeps more than
+/// one request in flight (docs/PERFORMANCE.md).
 ///
 /// Zero bytes, where a header should start:
 /// | where | what it is | result |
@@ -38,6 +47,25 @@ final class SegmentScanner {
     private var window: UnsafeMutableRawBufferPointer
     private var windowStart: Int64 = 0
     private var windowCount = 0
+    /// Where in `window` the byte at `windowStart` is (read-ahead windows start after a headroom).
+    private var windowOffset = 0
+
+    /// Read-ahead: the bytes of a record that straddles two windows are moved into the headroom
+    /// in front of the next window, so that only they are copied, never the window itself.
+    static let headroom = 64 * 1024
+    private let readAhead: Bool
+    /// The buffer the next window is read into (read-ahead only).
+    private var spare: UnsafeMutableRawBufferPointer?
+    private var pending: PendingRead?
+
+    /// A window being read in the background: the file offset, then the outcome once `done`.
+    private final class PendingRead: @unchecked Sendable {
+        let start: Int64
+        let done = DispatchGroup()
+        var count = 0
+        var failed = false
+        init(start: Int64) { self.start = start }
+    }
 
     /// The segment's encryption preamble, when it starts with one (records then start after it).
     private(set) var preamble: SegmentPreamble?
@@ -45,12 +73,18 @@ final class SegmentScanner {
     /// Opens a scanner at the segment's first record, reading its preamble if it has one.
     /// - Throws: ``WALError/corruption(segment:offset:lsn:reason:)`` for a preamble that is
     ///   present but unusable (truncated, unknown version or cipher).
-    init(file: SegmentFile, engine: IOEngine) throws(WALError) {
+    init(file: SegmentFile, engine: IOEngine, readAhead: Bool = false) throws(WALError) {
         self.file = file
         self.engine = engine
+        self.readAhead = readAhead
         self.fileSize = try file.size()
         self.offset = 0
-        self.window = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.windowSize, alignment: 4096)
+        let capacity = readAhead ? Self.headroom + Self.windowSize : Self.windowSize
+        self.window = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
+        if readAhead {
+            spare = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
+            if !file.isDirect { _ = posix_fadvise(file.descriptor, 0, 0, POSIX_FADV_SEQUENTIAL) }
+        }
         let available = try load(SegmentPreamble.size, at: 0)
         let head = bytes(at: 0, count: available)
         if SegmentPreamble.starts(head) {
@@ -65,7 +99,11 @@ final class SegmentScanner {
         }
     }
 
-    deinit { window.deallocate() }
+    deinit {
+        pending?.done.wait()
+        window.deallocate()
+        spare?.deallocate()
+    }
 
     /// Bytes currently allocated for the read window (tests check it never follows a bogus length).
     var windowCapacity: Int { window.count }
@@ -137,6 +175,15 @@ final class SegmentScanner {
         if position >= windowStart && position + Int64(wanted) <= windowStart + Int64(windowCount) {
             return wanted
         }
+        if let pending, takeReadAhead(pending, for: position, wanted: wanted) {
+            startReadAhead()
+            return wanted
+        }
+        // Synchronous read: the first window, a jump, or a record larger than a window.
+        if let pending {
+            pending.done.wait()
+            self.pending = nil
+        }
         let start = AlignedBuffer.alignDown(position)
         let needed = AlignedBuffer.alignUp(Int(position - start) + wanted)
         let length = max(needed, min(Self.windowSize, AlignedBuffer.alignUp(Int(fileSize - start))))
@@ -145,16 +192,71 @@ final class SegmentScanner {
             window = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: AlignedBuffer.alignment)
         }
         windowStart = start
+        windowOffset = 0
         windowCount = try engine.read(into: UnsafeMutableRawBufferPointer(rebasing: window[0..<length]), at: start, from: file)
+        startReadAhead()
         return max(0, min(wanted, windowCount - Int(position - start)))
     }
 
+    /// Starts reading the window that follows the current one, when there is one. Through the
+    /// page cache, also drops the pages already consumed, so that replay does not fill the cache.
+    private func startReadAhead() {
+        guard readAhead, let spare else { return }
+        if !file.isDirect && windowStart > 0 {
+            _ = posix_fadvise(file.descriptor, 0, off_t(windowStart), POSIX_FADV_DONTNEED)
+        }
+        let end = windowStart + Int64(windowCount)
+        guard end < fileSize, end % Self.blockSize == 0, spare.count >= Self.headroom + Self.windowSize else { return }
+        let read = PendingRead(start: end)
+        let length = min(Self.windowSize, AlignedBuffer.alignUp(Int(fileSize - end)))
+        let target = UnsafeTransfer(UnsafeMutableRawBufferPointer(rebasing: spare[Self.headroom..<(Self.headroom + length)]))
+        let descriptor = file.descriptor, path = file.path, direct = file.isDirect
+        read.done.enter()
+        DispatchQueue.global(qos: .userInitiated).async {
+            do throws(WALError) {
+                read.count = try Syscall.preadFull(descriptor, target.value, offset: end, path: path, direct: direct)
+            } catch {
+                read.failed = true
+            }
+            read.done.leave()
+        }
+        pending = read
+    }
+
+    /// Makes the read-ahead window current when it holds what is wanted: the part of the
+    /// current window from the wanted position's block on moves into the headroom in front of
+    /// it. False (and the read-ahead stays pending) when it does not fit.
+    private func takeReadAhead(_ read: PendingRead, for position: Int64, wanted: Int) -> Bool {
+        let start = AlignedBuffer.alignDown(position)
+        let carried = Int(read.start - start)
+        guard read.start == windowStart + Int64(windowCount), start >= windowStart, carried >= 0,
+              carried <= Self.headroom, let spare else { return false }
+        read.done.wait()
+        pending = nil
+        guard !read.failed, position + Int64(wanted) <= read.start + Int64(read.count) else { return false }
+        let from = windowOffset + Int(start - windowStart)
+        (spare.baseAddress! + Self.headroom - carried).copyMemory(from: window.baseAddress! + from, byteCount: carried)
+        self.spare = window
+        window = spare
+        windowStart = start
+        windowOffset = Self.headroom - carried
+        windowCount = carried + read.count
+        return true
+    }
+
     private func bytes(at position: Int64, count: Int) -> UnsafeRawBufferPointer {
-        let start = Int(position - windowStart)
+        let start = windowOffset + Int(position - windowStart)
         return UnsafeRawBufferPointer(rebasing: window[start..<(start + count)])
     }
 
     private func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.allSatisfy { $0 == 0 }
     }
+}
+
+/// Hands the read-ahead buffer to the background read; the scanner does not touch that buffer
+/// until the read's `done` group has been waited for.
+private struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
