@@ -56,8 +56,9 @@ struct DurabilityTests {
             let path = dir + "/wal-00000000000000000001.seg"
             let logical = lengths.reduce(0, +)
             let onDisk = try fileBytes(path)
-            // While active, the file may extend to the block boundary with zeros, nothing else.
-            #expect(onDisk.count >= logical && onDisk.count <= (logical + 4095) / 4096 * 4096)
+            // While active, the file may extend past the last record with zeros (block padding and
+            // the zeros written ahead of small jobs), nothing else.
+            #expect(onDisk.count >= logical && onDisk.count <= (logical + 4095) / 4096 * 4096 + SegmentWriter.zeroAhead)
             #expect(onDisk[logical...].allSatisfy { $0 == 0 })
             // Every record starts where the previous one ended.
             var offset = 0
@@ -266,6 +267,38 @@ struct ReadAheadTests {
             // A reader starting in the middle (segments skipped, windows re-read) agrees too.
             let tail = try replayAll(directory, from: 50)
             #expect(tail.map(\.payload) == Array(written[49...]))
+        }
+    }
+}
+
+@Suite("Zero-ahead")
+struct ZeroAheadTests {
+    @Test("Zeros written ahead of small commits read as the end of the log and are cut on reopen", arguments: availableEngines)
+    func zerosAheadAreTheEnd(engine: IOEngineChoice) throws {
+        try withTemporaryDirectory { directory in
+            let wal = try SegmentedWAL(configuration: testConfiguration(directory, engine: engine))
+            var payloads: [[UInt8]] = []
+            for index in 0..<40 {
+                let payload = [UInt8](repeating: UInt8(index + 1), count: 90 + index)
+                try wal.commit(.put, payload: payload)
+                payloads.append(payload)
+            }
+            // A crash now: copy the directory as it is on disk while the WAL is still open.
+            let segment = try #require(try segmentPaths(directory).first)
+            let logicalEnd = payloads.reduce(0) { $0 + 30 + $1.count }
+            #expect(try fileSize(segment) >= SegmentWriter.zeroAhead, "small commits should have written zeros ahead")
+            try withTemporaryDirectory { copy in
+                let copied = copy + "/" + (segment as NSString).lastPathComponent
+                try writeFile(copied, try fileBytes(segment))
+                #expect(try replayAll(copy).map(\.payload) == payloads)
+                let reopened = try SegmentedWAL(configuration: testConfiguration(copy, engine: engine))
+                #expect(try fileSize(copied) == logicalEnd, "reopen cuts the zeros after the last record")
+                #expect(try reopened.commit(.put, payload: [7]) == 41)
+                try reopened.close()
+                #expect(try replayAll(copy).count == 41)
+            }
+            try wal.close()
+            #expect(try fileSize(segment) == logicalEnd, "sealing cuts the zeros written ahead")
         }
     }
 }
