@@ -23,8 +23,9 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
 public enum IOUringSyncMethod: String, Sendable, CaseIterable {
     /// A sync flush that carries everything not yet durable is one `RWF_DSYNC` write; a sync
     /// flush that follows plain writes (of buffers that filled up) is linked to an fdatasync
-    /// instead, which covers those writes too. The fastest of the three on the reference
-    /// machine for both commit-sized and streaming flushes.
+    /// instead, which covers those writes too. On the reference machine on par with
+    /// `.dsyncWrites` and ahead of `.linkedFdatasync` for commits (docs/PERFORMANCE.md), without
+    /// `.dsyncWrites`' extra syncs when buffers fill before a sync point.
     case adaptive
     /// Every write carries `RWF_DSYNC`: the kernel completes it once it is durable (one SQE).
     case dsyncWrites
