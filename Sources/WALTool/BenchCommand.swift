@@ -123,85 +123,19 @@ struct BenchCommand: ParsableCommand {
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(duration * 1e9)
         let outcome = Tally()
-        let syncEvery = self.syncEvery
+        let writer = BenchWriter(wal: wal, payload: payload, syncEvery: syncEvery, deadline: deadline)
         let pipeline = self.pipeline
         let done = DispatchGroup()
-        if asyncWriters {
-            for _ in 0..<writers {
-                done.enter()
+        for _ in 0..<writers {
+            done.enter()
+            if asyncWriters {
                 Task.detached {
-                    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                    var records = 0
-                    var failure: WALError?
-                    do throws(WALError) {
-                        while true {
-                            let before = monotonicNanoseconds()
-                            for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
-                            try await wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
-                            let after = monotonicNanoseconds()
-                            _ = latency.record((after - before) / 1000)
-                            records += syncEvery
-                            if after >= deadline { break }
-                        }
-                    } catch {
-                        failure = error
-                    }
-                    outcome.state.withLock {
-                        $0.records += records
-                        $0.commits += Int(latency.totalCount)
-                        $0.latency.add(latency)
-                        if $0.error == nil { $0.error = failure }
-                    }
+                    outcome.add(await writer.runAsync())
                     done.leave()
                 }
-            }
-        } else {
-            for _ in 0..<writers {
-                done.enter()
+            } else {
                 let thread = Thread {
-                    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                    var records = 0
-                    var failure: WALError?
-                    do throws(WALError) {
-                        var previous: (lsn: LSN, start: UInt64)?
-                        while true {
-                            let before = monotonicNanoseconds()
-                            var after: UInt64
-                            if pipeline {
-                                var last: LSN = 0
-                                for _ in 0..<syncEvery { last = try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
-                                try wal.requestDurability(upTo: last)
-                                after = monotonicNanoseconds()
-                                if let previous {
-                                    try wal.waitUntilDurable(previous.lsn)
-                                    after = monotonicNanoseconds()
-                                    _ = latency.record((after - previous.start) / 1000)
-                                    records += syncEvery
-                                }
-                                previous = (last, before)
-                                if after >= deadline {
-                                    try wal.waitUntilDurable(last)
-                                    records += syncEvery
-                                    break
-                                }
-                                continue
-                            }
-                            for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
-                            try wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
-                            after = monotonicNanoseconds()
-                            _ = latency.record((after - before) / 1000)
-                            records += syncEvery
-                            if after >= deadline { break }
-                        }
-                    } catch {
-                        failure = error
-                    }
-                    outcome.state.withLock {
-                        $0.records += records
-                        $0.commits += Int(latency.totalCount)
-                        $0.latency.add(latency)
-                        if $0.error == nil { $0.error = failure }
-                    }
+                    outcome.add(pipeline ? writer.runPipelined() : writer.runBlocking())
                     done.leave()
                 }
                 thread.stackSize = 1 << 20
@@ -306,8 +240,98 @@ struct BenchResult {
     }
 }
 
+/// What one writer measured.
+struct WriterResult {
+    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    var records = 0
+    var failure: WALError?
+}
+
 /// What the writers measured, merged as each finishes.
 final class Tally: Sendable {
     let state = Mutex<(records: Int, commits: Int, latency: Histogram<UInt64>, error: WALError?)>(
         (0, 0, Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three), nil))
+
+    func add(_ result: WriterResult) {
+        state.withLock {
+            $0.records += result.records
+            $0.commits += Int(result.latency.totalCount)
+            $0.latency.add(result.latency)
+            if $0.error == nil { $0.error = result.failure }
+        }
+    }
+}
+
+/// One writer's loop: `syncEvery - 1` appends and a commit (latency measured from the first
+/// append to the commit's return), until the deadline.
+struct BenchWriter: Sendable {
+    let wal: SegmentedWAL
+    let payload: [UInt8]
+    let syncEvery: Int
+    let deadline: UInt64
+
+    func runBlocking() -> WriterResult {
+        var result = WriterResult()
+        do throws(WALError) {
+            while true {
+                let before = monotonicNanoseconds()
+                for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                try wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
+                if record(&result, since: before) { break }
+            }
+        } catch {
+            result.failure = error
+        }
+        return result
+    }
+
+    func runAsync() async -> WriterResult {
+        var result = WriterResult()
+        do throws(WALError) {
+            while true {
+                let before = monotonicNanoseconds()
+                for _ in 1..<syncEvery { try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                try await wal.commit(.put, tenant: 1, vshard: 0, payload: payload)
+                if record(&result, since: before) { break }
+            }
+        } catch {
+            result.failure = error
+        }
+        return result
+    }
+
+    /// Streaming without waiting: each batch's durability is requested, and awaited only after
+    /// the next batch has been appended (its latency then spans two batches).
+    func runPipelined() -> WriterResult {
+        var result = WriterResult()
+        do throws(WALError) {
+            var previous: (lsn: LSN, start: UInt64)?
+            while true {
+                let before = monotonicNanoseconds()
+                var last: LSN = 0
+                for _ in 0..<syncEvery { last = try wal.append(.put, tenant: 1, vshard: 0, payload: payload) }
+                try wal.requestDurability(upTo: last)
+                if let previous {
+                    try wal.waitUntilDurable(previous.lsn)
+                    if record(&result, since: previous.start) {
+                        try wal.waitUntilDurable(last)
+                        result.records += syncEvery
+                        break
+                    }
+                }
+                previous = (last, before)
+            }
+        } catch {
+            result.failure = error
+        }
+        return result
+    }
+
+    /// Counts a durable batch; true once the deadline has passed.
+    private func record(_ result: inout WriterResult, since start: UInt64) -> Bool {
+        let now = monotonicNanoseconds()
+        _ = result.latency.record((now - start) / 1000)
+        result.records += syncEvery
+        return now >= deadline
+    }
 }
