@@ -80,8 +80,6 @@ struct CommitWaiters {
     /// The highest LSN any waiter waits for; 0 when none waits.
     private(set) var highest: LSN = 0
 
-    var isEmpty: Bool { entries.isEmpty }
-
     mutating func add(lsn: LSN, thread: ThreadWaiter) {
         entries.append(Entry(lsn: lsn, wake: .thread(thread)))
         highest = max(highest, lsn)

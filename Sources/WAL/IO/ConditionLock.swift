@@ -30,12 +30,6 @@ final class ConditionLock: @unchecked Sendable {
         precondition(rc == 0, "pthread_mutex_unlock failed: \(rc)")
     }
 
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        lock()
-        defer { unlock() }
-        return try body()
-    }
-
     /// A condition variable waited on with this lock held.
     final class Condition: @unchecked Sendable {
         private let condition: UnsafeMutablePointer<pthread_cond_t>

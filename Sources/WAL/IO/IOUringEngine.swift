@@ -18,11 +18,11 @@ import Glibc
 /// it is enough and the linked fdatasync where earlier writes need it (docs/PERFORMANCE.md).
 ///
 /// A flush that is a sync is submitted together with the wait for it (one
-/// `io_uring_submit_and_wait`); a flush of a full buffer is submitted at once and reaped later,
-/// while the writer fills its other buffer.
+/// `io_uring_submit_and_wait`); a plain flush is submitted at once. Only the holder of the WAL's
+/// I/O role calls the engine, and it waits for each flush before taking the next (see
+/// ``LogWriter``); appends fill the writer's other buffer meanwhile, on other threads.
 ///
-/// One ring per WAL, one flush in flight at a time (the segment writer's double-buffered ring
-/// fills the other buffer meanwhile). Every completion is checked:
+/// One ring per WAL, one flush in flight at a time. Every completion is checked:
 ///
 /// | completion | meaning | action |
 /// |---|---|---|

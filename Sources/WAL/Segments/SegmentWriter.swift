@@ -74,9 +74,6 @@ final class SegmentWriter {
     /// Where the next record will start: the logical end of the segment.
     var logicalEnd: Int64 { bufferOffset + Int64(fill) }
 
-    /// Something appended is not yet durable, or a job is queued.
-    var hasPendingWork: Bool { hasUntakenBytes || queuedJob != nil || hasUnsyncedWrites }
-
     /// Opens a writer positioned at `end` (the end of the last valid record) of `file`,
     /// whose records run from `firstLSN` up to `nextLSN - 1`, all of them durable.
     ///
