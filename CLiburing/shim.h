@@ -32,6 +32,7 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/file.h>
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -91,7 +92,6 @@ static const int CLiburing_IORING_OP_FSYNC = IORING_OP_FSYNC;
 static const int CLiburing_IORING_OP_FALLOCATE = IORING_OP_FALLOCATE;
 static const int CLiburing_IORING_OP_READ = IORING_OP_READ;
 
-/// fallocate(2) is declared only under _GNU_SOURCE; this wrapper makes it callable from Swift.
 /// stat(2), which Swift cannot name as a function where the `struct stat` type shadows it.
 static inline int CLiburing_stat(const char *path, struct stat *out) {
     return stat(path, out);
@@ -102,6 +102,12 @@ static inline int CLiburing_statvfs(const char *path, struct statvfs *out) {
     return statvfs(path, out);
 }
 
+/// flock(2), for the same reason (`struct flock` shadows it).
+static inline int CLiburing_flock(int fd, int operation) {
+    return flock(fd, operation);
+}
+
+/// fallocate(2) is declared only under _GNU_SOURCE; this wrapper makes it callable from Swift.
 static inline int CLiburing_fallocate(int fd, int mode, off_t offset, off_t len) {
     return fallocate(fd, mode, offset, len);
 }

@@ -32,8 +32,11 @@ public final class SegmentedWAL: Sendable {
     public var isDirectIO: Bool { core.isDirectIO }
 
     private let core: LogWriter
+    private let lock: DirectoryLock
 
-    /// Opens the WAL in `configuration.directory`, creating it when missing.
+    /// Opens the WAL in `configuration.directory`, creating it when missing, and takes the
+    /// directory's advisory lock: a second writer on the same directory gets
+    /// ``WALError/directoryLocked(path:)``. The lock is released by ``close()`` (or deinit).
     ///
     /// The last segment is scanned to its last valid record; anything after that record (a
     /// torn write, stale bytes) is cut off and the cut made durable before this returns.
@@ -47,6 +50,7 @@ public final class SegmentedWAL: Sendable {
             throw WALError.invalidConfiguration("\(directory) exists and is not a directory")
         }
         try Syscall.makeDirectories(directory)
+        lock = try DirectoryLock(directory: directory)
         if let legacy = configuration.legacyFile,
            let migrated = try LegacyMigration.migrate(legacyFile: legacy, into: directory) {
             logger.info("migrated legacy WAL file", metadata: ["from": "\(legacy)", "to": "\(migrated)"])
@@ -207,6 +211,7 @@ public final class SegmentedWAL: Sendable {
     /// the ring, and stops the flusher thread. Later calls throw ``WALError/closed``. Closing
     /// twice is harmless; a WAL that is deinitialised unclosed is closed then (errors ignored).
     public func close() throws(WALError) {
+        defer { lock.release() }
         try core.close()
     }
 

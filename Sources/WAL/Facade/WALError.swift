@@ -25,6 +25,8 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     case lsnNotAppended(lsn: LSN, nextLSN: LSN)
     /// The configuration demands O_DIRECT but the file system refuses it (tmpfs, for example).
     case directIOUnsupported(path: String)
+    /// Another `SegmentedWAL` (in this process or another) has the directory open for writing.
+    case directoryLocked(path: String)
     /// The configuration is not usable.
     case invalidConfiguration(String)
     /// The requested I/O engine cannot run here (for example io_uring forbidden by seccomp).
@@ -70,6 +72,8 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
             return "LSN \(lsn) has not been appended (the next LSN is \(nextLSN))"
         case .directIOUnsupported(let path):
             return "O_DIRECT was required but the file system of \(path) refuses it"
+        case .directoryLocked(let path):
+            return "\(path) is in use by another writer (its advisory lock is held)"
         case .invalidConfiguration(let message):
             return "invalid WAL configuration: \(message)"
         case .engineUnavailable(let engine, let reason):

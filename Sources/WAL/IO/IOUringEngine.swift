@@ -105,6 +105,11 @@ final class IOUringEngine: IOEngine {
 
     deinit { shutdown() }
 
+    /// Test hook: when set, sees each completion's result (operation "write" or "fdatasync")
+    /// and returns the result the engine acts on — a negative errno or a shorter count injects
+    /// a failure or a short write. Fault-injection tests only.
+    nonisolated(unsafe) static var completionInjector: (@Sendable (_ operation: String, _ path: String, _ result: Int32) -> Int32)?
+
     func submitWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int64, to file: SegmentFile, sync: Bool) throws(WALError) {
         precondition(inFlight == nil, "one flush at a time: complete() the previous one first")
         var flush = Flush(base: bytes.baseAddress ?? UnsafeRawPointer(ring), length: bytes.count, offset: offset, file: file, sync: sync)
@@ -125,8 +130,11 @@ final class IOUringEngine: IOEngine {
             var syncError: Int32?
             var resubmit = false
             while expected > 0 {
-                let (tag, result) = try nextCompletion(flush.file.path)
+                var (tag, result) = try nextCompletion(flush.file.path)
                 expected -= 1
+                if let injector = Self.completionInjector {
+                    result = injector(tag == Self.writeTag ? "write" : "fdatasync", flush.file.path, result)
+                }
                 if tag == Self.writeTag {
                     let remaining = flush.length - flush.written
                     if result == -EINTR || result == -EAGAIN {

@@ -11,6 +11,14 @@ enum Syscall {
     /// with it instead of running. Used by fault-injection tests only.
     nonisolated(unsafe) static var faultInjector: (@Sendable (_ operation: String, _ path: String) -> Int32?)?
 
+    /// Test hook: when set, each pwrite asks it how many of the bytes it may write this time
+    /// (fewer than asked makes a short write, as the kernel may return). Fault-injection tests only.
+    nonisolated(unsafe) static var shortWriteInjector: (@Sendable (_ path: String, _ count: Int) -> Int)?
+
+    /// Test hook: told of every call that changes a file or a directory, after it succeeded
+    /// (the power-loss model rebuilds what a crash could leave from these). Tests only.
+    nonisolated(unsafe) static var observer: (@Sendable (SyscallEvent) -> Void)?
+
     @inline(never)
     private static func call<T: BinaryInteger>(_ operation: String, path: String, _ body: () -> T) throws(WALError) -> T {
         if let injector = faultInjector, let code = injector(operation, path) {
@@ -27,7 +35,9 @@ enum Syscall {
     }
 
     static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(WALError) -> Int32 {
-        try call("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        let fd = try call("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        if flags & O_CREAT != 0 { observer?(.create(path: path)) }
+        return fd
     }
 
     static func close(_ fd: Int32) {
@@ -39,11 +49,13 @@ enum Syscall {
     static func pwriteAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64, path: String) throws(WALError) {
         var done = 0
         while done < buffer.count {
+            let wanted = shortWriteInjector?(path, buffer.count - done) ?? (buffer.count - done)
             let n = try call("pwrite", path: path) {
-                Glibc.pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+                Glibc.pwrite(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
             // A zero-byte write of a non-empty buffer makes no progress; report it rather than spin.
             if n == 0 { throw WALError.io(operation: "pwrite", errno: EIO, path: path) }
+            observer?(.write(path: path, offset: offset + Int64(done), bytes: Array(UnsafeRawBufferPointer(rebasing: buffer[done..<(done + n)]))))
             done += n
         }
     }
@@ -68,14 +80,17 @@ enum Syscall {
 
     static func fdatasync(_ fd: Int32, path: String) throws(WALError) {
         _ = try call("fdatasync", path: path) { Glibc.fdatasync(fd) }
+        observer?(.sync(path: path))
     }
 
     static func fsync(_ fd: Int32, path: String) throws(WALError) {
         _ = try call("fsync", path: path) { Glibc.fsync(fd) }
+        observer?(.sync(path: path))
     }
 
     static func ftruncate(_ fd: Int32, length: Int64, path: String) throws(WALError) {
         _ = try call("ftruncate", path: path) { Glibc.ftruncate(fd, off_t(length)) }
+        observer?(.truncate(path: path, length: length))
     }
 
     static func fallocate(_ fd: Int32, mode: Int32, offset: Int64, length: Int64, path: String) throws(WALError) {
@@ -99,12 +114,18 @@ enum Syscall {
         return Int64(st.st_size)
     }
 
+    static func flock(_ fd: Int32, _ operation: Int32, path: String) throws(WALError) {
+        _ = try call("flock", path: path) { CLiburing_flock(fd, operation) }
+    }
+
     static func rename(_ from: String, _ to: String) throws(WALError) {
         _ = try call("rename", path: from) { Glibc.rename(from, to) }
+        observer?(.rename(from: from, to: to))
     }
 
     static func unlink(_ path: String) throws(WALError) {
         _ = try call("unlink", path: path) { Glibc.unlink(path) }
+        observer?(.unlink(path: path))
     }
 
     static func mkdir(_ path: String) throws(WALError) {
@@ -139,7 +160,8 @@ enum Syscall {
     static func fsyncDirectory(_ path: String) throws(WALError) {
         let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        try fsync(fd, path: path)
+        _ = try call("fsync", path: path) { Glibc.fsync(fd) }
+        observer?(.syncDirectory(path: path))
     }
 
     /// Bytes available to unprivileged users on the file system holding `path` (statvfs), or
@@ -169,6 +191,19 @@ enum Syscall {
     }
 }
 
+
+/// A change to a file or directory, as reported to ``Syscall/observer``.
+enum SyscallEvent: Sendable {
+    case create(path: String)
+    case write(path: String, offset: Int64, bytes: [UInt8])
+    case truncate(path: String, length: Int64)
+    /// fsync or fdatasync of a file: its data written so far is durable.
+    case sync(path: String)
+    case rename(from: String, to: String)
+    case unlink(path: String)
+    /// fsync of a directory: its entries (creations, renames, unlinks) are durable.
+    case syncDirectory(path: String)
+}
 
 /// Path helpers that need no Foundation.
 enum FilePaths {

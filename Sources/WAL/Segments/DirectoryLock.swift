@@ -1,0 +1,41 @@
+import Glibc
+import Synchronization
+
+/// Exclusive ownership of a WAL directory for one writer: an advisory `flock(LOCK_EX)` on the
+/// directory itself, held from open to close.
+///
+/// Two writers appending to one log would interleave LSNs and overwrite each other's tails,
+/// so a second `SegmentedWAL` on the same directory — in another process or this one — fails
+/// with ``WALError/directoryLocked(path:)`` instead. The kernel drops the lock when the
+/// process dies, so a crash never leaves the directory locked. Readers (`records(in:)`)
+/// take no lock.
+final class DirectoryLock: Sendable {
+    let path: String
+    private let descriptor: Mutex<Int32?>
+
+    init(directory: String) throws(WALError) {
+        let fd = try Syscall.open(directory, flags: O_RDONLY | O_DIRECTORY)
+        do {
+            try Syscall.flock(fd, LOCK_EX | LOCK_NB, path: directory)
+        } catch where error.errno == EWOULDBLOCK {
+            Syscall.close(fd)
+            throw WALError.directoryLocked(path: directory)
+        } catch {
+            Syscall.close(fd)
+            throw error
+        }
+        path = directory
+        descriptor = Mutex(fd)
+    }
+
+    /// Releases the lock (closing the descriptor drops it). Later calls do nothing.
+    func release() {
+        let fd = descriptor.withLock { fd in
+            defer { fd = nil }
+            return fd
+        }
+        if let fd { Syscall.close(fd) }
+    }
+
+    deinit { release() }
+}
