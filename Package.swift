@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "WAL", targets: ["WAL"]),
         .executable(name: "wal", targets: ["WALTool"]),
+        .executable(name: "wal-crash", targets: ["WALCrash"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -50,10 +51,19 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The crash campaign (scripts/crash-test): a parent that SIGKILLs committing children.
+        .executableTarget(
+            name: "WALCrash",
+            dependencies: [
+                "WAL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "WALTests",
             dependencies: [
                 "WAL",
+                "WALCrash",
                 "CISAL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

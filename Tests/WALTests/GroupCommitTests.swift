@@ -264,23 +264,24 @@ struct GroupCommitTests {
             let acknowledged = Mutex<[LSN: [UInt8]]>([:])
             let failures = Mutex<[WALError]>([])
             let syncs = Mutex(0)
-            Syscall.faultInjector = { operation, path in
-                guard operation == "fdatasync", path.hasPrefix(directory) else { return nil }
+            let failSyncsAfter20 = FaultHooks.Handlers(error: { operation, _ in
+                guard operation == "fdatasync" else { return nil }
                 return syncs.withLock { count in
                     count += 1
                     return count > 20 ? EIO : nil
                 }
-            }
-            defer { Syscall.faultInjector = nil }
-            runThreads(8) { writer in
-                for sequence in 0..<50 {
-                    let payload = taggedPayload(writer: writer, sequence: sequence)
-                    do throws(WALError) {
-                        let lsn = try wal.commit(.put, payload: payload)
-                        acknowledged.withLock { $0[lsn] = payload }
-                    } catch {
-                        failures.withLock { $0.append(error) }
-                        return
+            })
+            FaultHooks.shared.with(directory, failSyncsAfter20) {
+                runThreads(8) { writer in
+                    for sequence in 0..<50 {
+                        let payload = taggedPayload(writer: writer, sequence: sequence)
+                        do throws(WALError) {
+                            let lsn = try wal.commit(.put, payload: payload)
+                            acknowledged.withLock { $0[lsn] = payload }
+                        } catch {
+                            failures.withLock { $0.append(error) }
+                            return
+                        }
                     }
                 }
             }
@@ -300,7 +301,6 @@ struct GroupCommitTests {
             let durableAtFailure = wal.durableLSN
             #expect(acknowledged.withLock { $0.keys.max() ?? 0 } <= durableAtFailure)
             try? wal.close()
-            Syscall.faultInjector = nil
 
             let reopened = try SegmentedWAL(configuration: testConfiguration(directory, engine: .posix))
             let records = try replayAll(directory)

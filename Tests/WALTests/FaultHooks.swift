@@ -1,0 +1,59 @@
+import Foundation
+import Synchronization
+@testable import WAL
+
+/// Routes the WAL's process-wide test hooks (``Syscall/faultInjector``,
+/// ``Syscall/shortWriteInjector``, ``Syscall/observer``, ``IOUringEngine/completionInjector``)
+/// to the test that owns a directory, so that suites running in parallel never see each
+/// other's faults. A test registers for its temporary directory and unregisters when done.
+final class FaultHooks: Sendable {
+    struct Handlers: Sendable {
+        /// Fail a system call: return an errno for (operation, path), or nil to let it run.
+        var error: (@Sendable (String, String) -> Int32?)?
+        /// Bytes a pwrite of `count` may write at once (fewer = a short write).
+        var shortWrite: (@Sendable (String, Int) -> Int)?
+        /// Replace an io_uring completion's result for (operation, path, result).
+        var completion: (@Sendable (String, String, Int32) -> Int32)?
+        /// Told of every change to a file or directory.
+        var observer: (@Sendable (SyscallEvent) -> Void)?
+    }
+
+    static let shared = FaultHooks()
+    private let routes = Mutex<[String: Handlers]>([:])
+
+    private init() {
+        Syscall.faultInjector = { operation, path in FaultHooks.shared.handlers(for: path)?.error?(operation, path) }
+        Syscall.shortWriteInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortWrite?(path, count) ?? count }
+        IOUringEngine.completionInjector = { operation, path, result in
+            FaultHooks.shared.handlers(for: path)?.completion?(operation, path, result) ?? result
+        }
+        Syscall.observer = { event in
+            let path: String
+            switch event {
+            case .create(let p), .write(let p, _, _), .truncate(let p, _), .sync(let p), .unlink(let p), .syncDirectory(let p):
+                path = p
+            case .rename(let from, _):
+                path = from
+            }
+            FaultHooks.shared.handlers(for: path)?.observer?(event)
+        }
+    }
+
+    /// Runs `body` with `handlers` applied to every path under `directory` (and to the
+    /// directory itself).
+    func with<T>(_ directory: String, _ handlers: Handlers, _ body: () throws -> T) rethrows -> T {
+        routes.withLock { $0[directory] = handlers }
+        defer { _ = routes.withLock { $0.removeValue(forKey: directory) } }
+        return try body()
+    }
+
+    private func handlers(for path: String) -> Handlers? {
+        routes.withLock { routes in
+            if routes.isEmpty { return nil }
+            for (directory, handlers) in routes where path == directory || path.hasPrefix(directory + "/") {
+                return handlers
+            }
+            return nil
+        }
+    }
+}
