@@ -14,7 +14,7 @@ let testMetrics: TestMetrics = {
 }()
 
 /// A payload naming its writer and sequence number, so replay can check who wrote what.
-private func taggedPayload(writer: Int, sequence: Int, size: Int = 24) -> [UInt8] {
+func taggedPayload(writer: Int, sequence: Int, size: Int = 24) -> [UInt8] {
     var payload = Array("w\(writer)-s\(sequence)|".utf8)
     while payload.count < size { payload.append(UInt8(truncatingIfNeeded: writer &* 31 &+ sequence &+ payload.count)) }
     return payload
