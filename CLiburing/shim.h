@@ -97,6 +97,11 @@ static inline int CLiburing_stat(const char *path, struct stat *out) {
     return stat(path, out);
 }
 
+/// lstat(2), for the same reason as stat.
+static inline int CLiburing_lstat(const char *path, struct stat *out) {
+    return lstat(path, out);
+}
+
 /// statvfs(2), for the same reason as stat.
 static inline int CLiburing_statvfs(const char *path, struct statvfs *out) {
     return statvfs(path, out);

@@ -25,6 +25,13 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     case lsnNotAppended(lsn: LSN, nextLSN: LSN)
     /// The configuration demands O_DIRECT but the file system refuses it (tmpfs, for example).
     case directIOUnsupported(path: String)
+    /// A reader reached a segment that truncation deleted after the reader started: the
+    /// records from `lsn` on that it still wanted are gone. Readers that need old records must
+    /// keep the checkpoint passed to `truncate(before:)` at or below their position.
+    case truncatedWhileReading(segment: String, lsn: LSN)
+    /// An entry named like a segment is not a regular file (`kind` says what it is: a
+    /// directory, a FIFO, a dangling symbolic link, ...).
+    case notASegmentFile(path: String, kind: String)
     /// Another `SegmentedWAL` (in this process or another) has the directory open for writing.
     case directoryLocked(path: String)
     /// The configuration is not usable.
@@ -72,6 +79,10 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
             return "LSN \(lsn) has not been appended (the next LSN is \(nextLSN))"
         case .directIOUnsupported(let path):
             return "O_DIRECT was required but the file system of \(path) refuses it"
+        case .truncatedWhileReading(let segment, let lsn):
+            return "\(segment) (records from LSN \(lsn)) was deleted by truncation while being read"
+        case .notASegmentFile(let path, let kind):
+            return "\(path) is named like a segment but is \(kind)"
         case .directoryLocked(let path):
             return "\(path) is in use by another writer (its advisory lock is held)"
         case .invalidConfiguration(let message):

@@ -147,6 +147,18 @@ enum Syscall {
         return st.st_mode & S_IFMT
     }
 
+    /// The kind of the entry at `path` itself (a symbolic link is `S_IFLNK`), or nil when
+    /// nothing is there.
+    static func entryType(_ path: String) throws(WALError) -> mode_t? {
+        var st = stat()
+        do {
+            _ = try call("lstat", path: path) { CLiburing_lstat(path, &st) }
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        return st.st_mode & S_IFMT
+    }
+
     /// Creates `path` and any missing parents (like `mkdir -p`), fsyncing each parent that gained an entry.
     static func makeDirectories(_ path: String) throws(WALError) {
         if try fileType(path) == S_IFDIR { return }

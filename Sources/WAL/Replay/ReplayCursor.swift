@@ -1,3 +1,5 @@
+import Glibc
+
 /// Streams the records of a WAL directory in LSN order, enforcing the recovery rules.
 ///
 /// | what is found | in a sealed segment | in the last segment |
@@ -12,7 +14,9 @@
 ///
 /// Only one segment is open at a time and the scanner's window is reused, so memory is
 /// bounded by the largest record. Segments are listed when the cursor starts: a cursor
-/// running beside a writer sees a prefix of the log.
+/// running beside a writer sees a prefix of the log. Truncation never breaks a segment the
+/// cursor has open (the open file outlives its name); a listed segment deleted before the
+/// cursor reaches it ends the cursor with ``WALError/truncatedWhileReading(segment:lsn:)``.
 final class ReplayCursor {
     private let directory: String
     private let recordTypes: Set<RecordType>
@@ -115,7 +119,14 @@ final class ReplayCursor {
         }
         expectedLSN = segment.firstLSN
         isLastSegment = position == segments.count - 1
-        let scanner = try SegmentScanner(file: SegmentFile.openForReading(path: segment.path), engine: engine, readAhead: true)
+        let file: SegmentFile
+        do {
+            file = try SegmentFile.openForReading(path: segment.path)
+        } catch where error.errno == ENOENT {
+            // Listed when the cursor started, deleted since: truncation overtook this reader.
+            throw WALError.truncatedWhileReading(segment: segment.name, lsn: segment.firstLSN)
+        }
+        let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true)
         self.scanner = scanner
         decryption = nil
         if let keyRing {
