@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 @testable import WAL
+@testable import WALCrash
 
 /// A log handler that keeps every message, for asserting what the library logs.
 final class CapturingLogHandler: LogHandler, Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WAL
+@testable import WALCrash
 
 @Suite("Encryption at rest")
 struct EncryptionTests {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import WAL
+@testable import WALCrash
 
 @Suite("I/O engines")
 struct EngineTests {

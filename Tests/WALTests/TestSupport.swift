@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 @testable import WAL
+@testable import WALCrash
 
 /// A fresh directory under /tmp (ext4 on these machines, so O_DIRECT works), removed afterwards.
 func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
@@ -65,18 +66,6 @@ func sha256Hex(_ bytes: [UInt8]) -> String {
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 /// Deterministic pseudo-random bytes (SplitMix64), so failures reproduce from a seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func randomPayload(count: Int, using rng: inout SplitMix64) -> [UInt8] {
     var payload = [UInt8](repeating: 0, count: count)
     var index = 0

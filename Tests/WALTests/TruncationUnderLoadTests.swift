@@ -13,8 +13,9 @@ struct TruncationUnderLoadTests {
             var configuration = testConfiguration(dir, engine: engine, segmentTargetSize: 32 << 10)
             configuration.bufferSize = 16 << 10
             let wal = try SegmentedWAL(configuration: configuration)
-            // The checkpoint, which readers start from and truncation stays at or below.
-            let checkpoint = Atomic<UInt64>(1)
+            // The checkpoint, and where each running reader started: truncation goes no further
+            // than either (a database keeps a replication slot's position the same way).
+            let positions = Mutex((checkpoint: LSN(1), readers: [Int: LSN]()))
             let stop = Atomic<Bool>(false)
             let problems = Mutex<[String]>([])
             let counts = Mutex((reads: 0, truncations: 0, deleted: 0))
@@ -31,7 +32,10 @@ struct TruncationUnderLoadTests {
                     }
                 case 2, 3:  // readers: from the checkpoint to the end, over and over
                     while !stop.load(ordering: .relaxed) {
-                        let from = checkpoint.load(ordering: .acquiring)
+                        let from = positions.withLock { positions in
+                            positions.readers[role] = positions.checkpoint
+                            return positions.checkpoint
+                        }
                         var stream = wal.records(from: from)
                         var expected = from
                         do {
@@ -42,6 +46,7 @@ struct TruncationUnderLoadTests {
                         } catch {
                             problems.withLock { $0.append("reader from \(from): \(error)") }
                         }
+                        _ = positions.withLock { $0.readers.removeValue(forKey: role) }
                         counts.withLock { $0.reads += 1 }
                     }
                 default:  // the truncator: advance the checkpoint behind the durable LSN, truncate before it
@@ -50,15 +55,15 @@ struct TruncationUnderLoadTests {
                         usleep(2_000)
                         let durable = wal.durableLSN
                         guard durable > 100 else { continue }
-                        // Readers reading from the old checkpoint may still be listing; they
-                        // only need what is at or above the checkpoint they started from.
-                        let oldCheckpoint = checkpoint.load(ordering: .relaxed)
-                        checkpoint.store(max(oldCheckpoint, durable - 50), ordering: .releasing)
+                        let target = positions.withLock { positions in
+                            positions.checkpoint = max(positions.checkpoint, durable - 50)
+                            return min(positions.checkpoint, positions.readers.values.min() ?? .max)
+                        }
                         do {
-                            let result = try wal.truncate(before: oldCheckpoint)
+                            let result = try wal.truncate(before: target)
                             let first = try wal.segments().first!.firstLSN
-                            if first > oldCheckpoint {
-                                problems.withLock { $0.append("truncate(before: \(oldCheckpoint)) left the first segment at \(first)") }
+                            if first > target {
+                                problems.withLock { $0.append("truncate(before: \(target)) left the first segment at \(first)") }
                             }
                             counts.withLock { $0.truncations += 1; $0.deleted += result.segmentsDeleted }
                         } catch {

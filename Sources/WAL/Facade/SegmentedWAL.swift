@@ -225,6 +225,12 @@ public final class SegmentedWAL: Sendable {
 
     /// Streams the records with LSN ≥ `lsn`, oldest first, reading segments as it goes.
     /// Safe to use while other threads append: it sees a prefix of the log.
+    ///
+    /// When truncation has removed records at or above `lsn`, the stream starts at the first
+    /// record still there (`records(from: 1)` means "everything retained"): a caller that needs
+    /// continuity compares the first LSN it gets. A reader that truncation overtakes while it
+    /// runs ends with ``WALError/truncatedWhileReading(segment:lsn:)``; keep the checkpoint
+    /// given to ``truncate(before:)`` at or below every running reader's position.
     public func records(from lsn: LSN = 1) -> RecordStream {
         RecordStream(cursor: ReplayCursor(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
                                           keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext))
