@@ -6,6 +6,7 @@ struct WALCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal",
         abstract: "Inspect, verify and benchmark swift-wal write-ahead logs.",
-        subcommands: [BenchCommand.self]
+        subcommands: [BenchCommand.self, SegmentsCommand.self, VerifyCommand.self, DumpCommand.self,
+                      TruncateCommand.self, MigrateCommand.self]
     )
 }

@@ -129,8 +129,7 @@ struct BadDirectoryTests {
     @Test("A writer in another process holds the lock until it dies (even by SIGKILL)")
     func secondWriterInAnotherProcess() throws {
         try withTemporaryDirectory { dir in
-            let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-                .deletingLastPathComponent().appendingPathComponent("wal-crash")
+            let binary = builtProduct("wal-crash")
             guard FileManager.default.isExecutableFile(atPath: binary.path) else {
                 Issue.record("wal-crash is not built next to the test bundle (\(binary.path)); run `swift build` first")
                 return

@@ -118,3 +118,25 @@ let availableEngines: [IOEngineChoice] = {
     engine.shutdown()
     return [.ioUring, .posix]
 }()
+
+/// An executable product (`wal`, `wal-crash`) built next to the test bundle.
+func builtProduct(_ name: String) -> URL {
+    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name)
+}
+
+/// Runs a built product to completion: its exit status, standard output and standard error.
+func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+    let process = Process()
+    process.executableURL = builtProduct(name)
+    process.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Read both pipes to the end before waiting, so a large output cannot block the child.
+    let outData = output.fileHandleForReading.readDataToEndOfFile()
+    let errData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}

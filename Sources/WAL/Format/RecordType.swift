@@ -55,6 +55,12 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let lsnMsAnchor = RecordType(rawValue: 102)
     public static let temporalPurge = RecordType(rawValue: 0x8067)
 
+    /// The seed type with this name, compared case-insensitively (`put`, `Checkpoint`, ...).
+    public static func named(_ name: String) -> RecordType? {
+        let lowered = name.lowercased()
+        return seedNames.first { $0.value.lowercased() == lowered }?.key
+    }
+
     /// Every type the seed defines: the default of ``WALConfiguration/recordTypes``.
     public static let seedTypes: Set<RecordType> = Set(seedNames.keys)
 

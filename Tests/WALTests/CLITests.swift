@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+@testable import WAL
+
+/// The `wal` tool's reading subcommands on the shared vectors, and its maintenance
+/// subcommands on copies: output, JSON and exit codes.
+@Suite("wal command-line tool")
+struct CLITests {
+    private func json(_ text: String) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+
+    private func keyFile(in directory: String, hex: String) throws -> String {
+        let path = directory + "/vector.key"
+        try writeFile(path, hexBytes(hex))
+        return path
+    }
+
+    @Test("wal verify passes every clean vector and finds every damaged one, naming segment and LSN",
+          arguments: VectorTests.names)
+    func verifyVector(name: String) throws {
+        let manifest = try VectorTests.manifest(name)
+        let directory = VectorTests.root + "/" + name
+        let result = try runProduct("wal", ["verify", directory, "--json"])
+        let report = try #require(try json(result.output) as? [String: Any], "\(result.output) \(result.errors)")
+        let problems = report["problems"] as! [[String: Any]]
+        if manifest["expect"] as? String == "ok" {
+            #expect(result.status == 0, "\(name): \(problems)")
+            #expect(report["clean"] as? Bool == true)
+            #expect(problems.isEmpty)
+        } else {
+            #expect(result.status == 1, "\(name)")
+            #expect(report["clean"] as? Bool == false)
+            let problem = try #require(problems.first, "\(name): no problem reported")
+            let lsn = (problem["lsn"] as? NSNumber)?.uint64Value
+            switch manifest["error"] as! String {
+            case "corruption":
+                #expect(problem["segment"] as? String == manifest["corrupt_segment"] as? String)
+                #expect(lsn == (manifest["corrupt_lsn"] as! NSNumber).uint64Value)
+                #expect(problem["offset"] != nil)
+            case "lsn-gap":
+                #expect(lsn == (manifest["missing_lsn"] as! NSNumber).uint64Value)
+            default:
+                #expect(lsn == (manifest["lsn"] as! NSNumber).uint64Value)
+            }
+        }
+        // Readable output says the same.
+        let text = try runProduct("wal", ["verify", directory])
+        #expect(text.status == result.status)
+        #expect(text.output.contains(manifest["expect"] as? String == "ok" ? "clean:" : "PROBLEM "))
+    }
+
+    @Test("wal verify --key-file authenticates encrypted records; a wrong key is a problem")
+    func verifyWithKey() throws {
+        let manifest = try VectorTests.manifest("encrypted")
+        try withTemporaryDirectory { dir in
+            let good = try keyFile(in: dir, hex: manifest["key_hex"] as! String)
+            let epoch = manifest["epoch_hex"] as! String
+            let directory = VectorTests.root + "/encrypted"
+            let ok = try runProduct("wal", ["verify", directory, "--key-file", good, "--seed-epoch", epoch])
+            #expect(ok.status == 0, "\(ok.output)")
+            #expect(ok.output.contains("8 record(s) checked"))
+            let wrong = dir + "/wrong.key"
+            try writeFile(wrong, [UInt8](repeating: 7, count: 32))
+            let bad = try runProduct("wal", ["verify", directory, "--key-file", wrong, "--seed-epoch", epoch])
+            #expect(bad.status == 1)
+            #expect(bad.output.contains("failed authentication"))
+        }
+    }
+
+    @Test("wal segments lists each segment's LSN range, records and state", arguments: ["multi-segment", "encrypted", "torn-tail"])
+    func segments(name: String) throws {
+        let result = try runProduct("wal", ["segments", VectorTests.root + "/" + name, "--json"])
+        #expect(result.status == 0)
+        let rows = try #require(try json(result.output) as? [[String: Any]])
+        let manifest = try VectorTests.manifest(name)
+        let records = manifest["records"] as! [[String: Any]]
+        #expect(rows.reduce(0) { $0 + ($1["records"] as! Int) } == records.count)
+        #expect((rows.last?["state"] as? String) == "active")
+        #expect(rows.dropLast().allSatisfy { $0["state"] as? String == "sealed" })
+        #expect((rows.last?["lastLSN"] as? NSNumber)?.uint64Value == (records.last!["lsn"] as! NSNumber).uint64Value)
+        if name == "multi-segment" {
+            #expect(rows.map { ($0["firstLSN"] as! NSNumber).uint64Value } == [1, 11, 26])
+        }
+        let text = try runProduct("wal", ["segments", VectorTests.root + "/" + name])
+        #expect(text.output.split(separator: "\n").count == rows.count + 1)
+    }
+
+    @Test("wal dump prints one line per record; --from, --limit and --type select", arguments: ["basic", "multi-segment"])
+    func dump(name: String) throws {
+        let manifest = try VectorTests.manifest(name)
+        let expected = (manifest["records"] as! [[String: Any]]).map(VectorTests.ExpectedRecord.init)
+        let directory = VectorTests.root + "/" + name
+        let all = try runProduct("wal", ["dump", directory, "--json"])
+        #expect(all.status == 0)
+        let lines = try all.output.split(separator: "\n").map { try #require(try json(String($0)) as? [String: Any]) }
+        #expect(lines.map { ($0["lsn"] as! NSNumber).uint64Value } == expected.map(\.lsn))
+        for (line, want) in zip(lines, expected) {
+            #expect(sha256Hex(hexBytes(line["payloadHex"] as! String)) == want.sha256)
+            #expect((line["tenant"] as! NSNumber).uint32Value == want.tenant)
+        }
+        let window = try runProduct("wal", ["dump", directory, "--from", "5", "--limit", "3"])
+        #expect(window.output.split(separator: "\n").map { $0.split(separator: " ").first! } == ["5", "6", "7"])
+        let deletes = try runProduct("wal", ["dump", directory, "--type", "delete"])
+        #expect(deletes.output.split(separator: "\n").count == expected.filter { $0.type == RecordType.delete.rawValue }.count)
+    }
+
+    @Test("wal truncate deletes sealed segments below the checkpoint; wal migrate moves a legacy file")
+    func truncateAndMigrate() throws {
+        try withTemporaryDirectory { dir in
+            try VectorTests.copy("multi-segment", to: dir)
+            let result = try runProduct("wal", ["truncate", dir, "--before", "26", "--json"])
+            #expect(result.status == 0, "\(result.errors)")
+            let output = try #require(try json(result.output) as? [String: Any])
+            #expect(output["segmentsDeleted"] as? Int == 2)
+            #expect((output["firstRetainedLSN"] as! NSNumber).uint64Value == 26)
+            #expect(try replayAll(dir).map(\.lsn) == Array(26...30))
+        }
+        try withTemporaryDirectory { dir in
+            let legacy = dir + "/legacy.wal"
+            try FileManager.default.copyItem(atPath: VectorTests.root + "/basic/wal-00000000000000000001.seg", toPath: legacy)
+            let result = try runProduct("wal", ["migrate", legacy, dir + "/wal"])
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(try replayAll(dir + "/wal").count == 20)
+        }
+    }
+
+    @Test("Errors go to stderr as one line with a non-zero exit code, never a stack trace")
+    func errorsAreOneLine() throws {
+        for arguments in [["dump", "/nonexistent/wal"], ["segments", "/nonexistent/wal"], ["truncate", "/nonexistent/wal", "--before", "5"],
+                          ["dump", VectorTests.root + "/basic", "--type", "nosuchtype"], ["verify", "/tmp", "--key-file", "/nonexistent.key"]] {
+            let result = try runProduct("wal", arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(!result.errors.isEmpty, "\(arguments)")
+            #expect(!result.errors.contains("Fatal error") && !result.errors.contains("Stack dump"), "\(arguments): \(result.errors)")
+        }
+    }
+}
