@@ -61,6 +61,9 @@ final class LogWriter: @unchecked Sendable {
     /// Waiters released under the lock, resumed as soon as the lock is released (a woken
     /// thread should not find the lock still held by its waker).
     private var released: [CommitWaiters.Released] = []
+    /// Readers following the durable LSN (live tailing), and their wake-ups due after unlock.
+    private var watchers = DurabilityWatchers()
+    private var watcherWakes: [DurabilityWatchers.Wake] = []
     /// The preallocator was asked for the next segment's file.
     private var spareRequested = false
     /// Published copies of the writer's counters (kept after close).
@@ -222,6 +225,31 @@ final class LogWriter: @unchecked Sendable {
         }
     }
 
+    /// Suspends until the durable LSN reaches `lsn` — which need not be appended yet — and
+    /// returns it; nil when the task is cancelled. Asks for no flush: a tailing reader follows
+    /// what the writers make durable. Throws ``WALError/closed`` or ``WALError/failed(_:)``.
+    func durableLSN(reaching lsn: LSN) async throws(WALError) -> LSN? {
+        let id = locked { watchers.makeID() }
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: DurabilityWatchers.Continuation) in
+                    let outcome: Result<LSN?, WALError>? = locked {
+                        if lastDurableLSN >= lsn { return .success(lastDurableLSN) }
+                        if let failure { return .failure(WALError.failed(failure)) }
+                        if isClosed { return .failure(WALError.closed) }
+                        return watchers.add(id: id, lsn: lsn, continuation: continuation) ? nil : .success(nil)
+                    }
+                    if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+                }
+            } onCancel: {
+                let wake = self.locked { self.watchers.cancel(id: id) }
+                wake?.resume()
+            }
+        } catch {
+            throw error as! WALError
+        }
+    }
+
     /// Everything appended so far made durable.
     func sync() throws(WALError) {
         let last = try locked { () throws(WALError) -> LSN in
@@ -297,6 +325,7 @@ final class LogWriter: @unchecked Sendable {
         guard lsn > lastDurableLSN else { return }
         lastDurableLSN = lsn
         if let batch = waiters.release(upTo: lsn) { released.append(batch) }
+        if !watchers.isEmpty { watchers.release(upTo: lsn, into: &watcherWakes) }
     }
 
     /// Runs `body` under the lock, then resumes the waiters it released.
@@ -309,13 +338,16 @@ final class LogWriter: @unchecked Sendable {
     private func unlockAndResume() {
         let batches = released
         released = []
+        let wakes = watcherWakes
+        if !wakes.isEmpty { watcherWakes = [] }
         lock.unlock()
         for batch in batches { batch.resume() }
+        for wake in wakes { wake.resume() }
     }
 
     /// Waits on `condition` (lock held), resuming released waiters first.
     private func wait(on condition: ConditionLock.Condition) {
-        if !released.isEmpty {
+        if !released.isEmpty || !watcherWakes.isEmpty {
             unlockAndResume()
             lock.lock()
             return // state may have changed meanwhile: the caller re-checks before waiting again
@@ -330,6 +362,7 @@ final class LogWriter: @unchecked Sendable {
             logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
         }
         if let batch = waiters.releaseAll(outcome: WALError.failed(error)) { released.append(batch) }
+        watchers.releaseAll(WALError.failed(error), into: &watcherWakes)
         changed.broadcast()
     }
 
@@ -468,6 +501,7 @@ final class LogWriter: @unchecked Sendable {
             if let batch = waiters.releaseAll(outcome: failure.map { WALError.failed($0) } ?? WALError.closed) {
                 released.append(batch)
             }
+            watchers.releaseAll(failure.map { WALError.failed($0) } ?? WALError.closed, into: &watcherWakes)
             flusherStopping = true
             flusherWake.signal()
             changed.broadcast()

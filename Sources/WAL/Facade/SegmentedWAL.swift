@@ -236,6 +236,16 @@ public final class SegmentedWAL: Sendable {
                                           keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext))
     }
 
+    /// The durable records with LSN ≥ `lsn` as an `AsyncSequence`; with `follow`, it then
+    /// waits for each new record to become durable and yields it (live tailing, for
+    /// replication and change feeds; see ``LiveRecordStream``). Without `follow` it ends at
+    /// the durable end of the log. Any number of streams may run beside the writers.
+    public func records(from lsn: LSN, follow: Bool) -> LiveRecordStream {
+        LiveRecordStream(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
+                         keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext,
+                         follow: follow, source: core)
+    }
+
     /// Reads at most `limit` records with LSN ≥ `lsn`.
     public func records(from lsn: LSN, limit: Int) throws(WALError) -> RecordPage {
         try Self.records(in: configuration.directory, from: lsn, limit: limit, recordTypes: configuration.recordTypes,

@@ -33,8 +33,16 @@ final class ReplayCursor {
     /// How the open segment's records decrypt: its cipher, or why none is available.
     private var decryption: Result<RecordCipher, WALError>?
 
-    init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false) {
+    /// Follow mode (live tailing): the end of the last segment is the live edge, not the end
+    /// of the log — ``next()`` returns nil there and ``refresh()`` continues from it later.
+    private let follow: Bool
+    /// Where the last valid record of the open segment ends (where a live edge resumes).
+    private var recordEnd: Int64 = 0
+
+    init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false,
+         follow: Bool = false) {
         self.directory = directory
+        self.follow = follow
         self.from = from
         self.recordTypes = recordTypes
         self.keyRing = keyRing
@@ -70,7 +78,7 @@ final class ReplayCursor {
                     if header.lsn > due {
                         throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn)
                     }
-                    if isLastSegment { return finish() }
+                    if isLastSegment { return follow ? nil : finish() }
                     let reason = due == segment.firstLSN
                         ? "first record has LSN \(header.lsn), but the segment's name says \(segment.firstLSN)"
                         : "record repeats LSN \(header.lsn)"
@@ -78,6 +86,7 @@ final class ReplayCursor {
                                               lsn: due, reason: reason)
                 }
                 expectedLSN = due + 1
+                recordEnd = scanner.offset
                 if header.lsn < from { continue }
                 let type = RecordType(rawValue: header.storedType)
                 if !recordTypes.contains(type) {
@@ -91,13 +100,14 @@ final class ReplayCursor {
                                  payload: encrypted ? try decrypt(payload, header: header, segment: segment.name) : Array(payload),
                                  isEncrypted: encrypted)
             case .end:
+                if isLastSegment && follow { return nil }
                 if !isLastSegment, let offset = try scanner.firstNonZeroByte() {
                     throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!,
                                               reason: "data after the end of the segment's records")
                 }
                 closeSegment()
             case .invalid(let offset, let reason):
-                if isLastSegment { return finish() }
+                if isLastSegment { return follow ? nil : finish() }
                 throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!, reason: reason)
             }
         }
@@ -128,6 +138,7 @@ final class ReplayCursor {
         }
         let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true)
         self.scanner = scanner
+        recordEnd = scanner.offset
         decryption = nil
         if let keyRing {
             if let preamble = scanner.preamble {
@@ -137,6 +148,30 @@ final class ReplayCursor {
                 decryption = .success(RecordCipher(key: keyRing.current, epoch: epoch))
             }
         }
+    }
+
+    /// The LSN of the next record the cursor can return.
+    var nextLSN: LSN { max(expectedLSN ?? from, from) }
+
+    /// Follow mode: after ``next()`` returned nil at the live edge, looks again — re-lists the
+    /// segments (a rollover makes the open segment sealed and adds the next; truncation may
+    /// have deleted segments behind) and re-reads the open segment from its last record on.
+    func refresh() throws(WALError) {
+        precondition(follow, "refresh() is for following cursors")
+        guard !finished else { return }
+        let listed = try SegmentDirectory.discover(directory)
+        guard let scanner, let current = segments?[index] else {
+            segments = listed
+            index = expectedLSN.map { due in listed.firstIndex { $0.firstLSN >= due } ?? listed.count } ?? 0
+            return
+        }
+        // The open segment stays first (its file stays readable even if truncation deleted its
+        // name); the segments after it are the ones that follow it now.
+        let later = listed.filter { $0.firstLSN > current.firstLSN }
+        segments = [current] + later
+        index = 0
+        isLastSegment = later.isEmpty
+        try scanner.rewind(to: recordEnd)
     }
 
     /// An encrypted record's plaintext, or its stored bytes when no key ring is configured

@@ -39,7 +39,7 @@ final class SegmentScanner {
     static let blockSize: Int64 = 4096
 
     let file: SegmentFile
-    let fileSize: Int64
+    private(set) var fileSize: Int64
     /// Where the next record starts.
     private(set) var offset: Int64
 
@@ -152,6 +152,21 @@ final class SegmentScanner {
             offset += Int64(recordLength)
             return .record(header, payload: payload)
         }
+    }
+
+    /// Forgets every byte read and re-reads the file's size, then continues at `position`: for
+    /// a tailing reader at the live edge of the active segment, whose bytes change as the
+    /// writer appends (the block after the last record is rewritten, zeros become records).
+    func rewind(to position: Int64) throws(WALError) {
+        if let pending {
+            pending.done.wait()
+            self.pending = nil
+        }
+        windowStart = 0
+        windowOffset = 0
+        windowCount = 0
+        fileSize = try file.size()
+        offset = position
     }
 
     /// The offset of the first non-zero byte at or after the current offset, or nil when

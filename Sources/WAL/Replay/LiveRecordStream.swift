@@ -1,0 +1,96 @@
+/// Live tailing: the records from an LSN on, then each new one as soon as it is durable — for
+/// replication and change feeds.
+///
+/// ```swift
+/// for try await record in wal.records(from: lastShipped + 1, follow: true) {
+///     try await replica.apply(record)
+/// }
+/// ```
+///
+/// Only durable records are ever yielded: a record read from disk before its flush completed
+/// is held back until the WAL reports it durable (so a follower never sees a record that a
+/// crash could take back). The stream follows rollover into new segments and is unaffected by
+/// truncation of segments behind it; it waits without a thread and without polling (it is
+/// woken by the flush that makes the next record durable), and it asks for no flush itself,
+/// so tailers cost committers nothing but the reads. Cancelling the consuming task ends the
+/// stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
+/// ``WALError/failed(_:)``, a damaged log with the replay error.
+public struct LiveRecordStream: AsyncSequence, Sendable {
+    public typealias Element = WALRecord
+    public typealias Failure = WALError
+
+    let directory: String
+    let from: LSN
+    let recordTypes: Set<RecordType>
+    let keyRing: KeyRing?
+    let requirePlaintext: Bool
+    let follow: Bool
+    let source: LogWriter
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(cursor: ReplayCursor(directory: directory, from: from, recordTypes: recordTypes, keyRing: keyRing,
+                                      requirePlaintext: requirePlaintext, follow: true),
+                 source: source, follow: follow)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        public typealias Element = WALRecord
+        public typealias Failure = WALError
+
+        private let cursor: ReplayCursor
+        private let source: LogWriter
+        private let follow: Bool
+        /// A record read before it was durable, held back until it is.
+        private var held: WALRecord?
+        private var ended = false
+
+        init(cursor: ReplayCursor, source: LogWriter, follow: Bool) {
+            self.cursor = cursor
+            self.source = source
+            self.follow = follow
+        }
+
+        /// The next durable record; waits for one at the live edge when following. nil when
+        /// the task is cancelled, the WAL closes, or (not following) the durable end is reached.
+        public mutating func next() async throws(WALError) -> WALRecord? {
+            guard !ended else { return nil }
+            do {
+                while true {
+                    if Task.isCancelled { return end() }
+                    if let record = held {
+                        guard try await waitForDurable(record.lsn) else { return end() }
+                        held = nil
+                        return record
+                    }
+                    if let record = try cursor.next() {
+                        if record.lsn <= source.durableLSN { return record }
+                        guard follow else { return end() }  // the durable end of the log
+                        held = record
+                        continue
+                    }
+                    guard follow else { return end() }
+                    // The live edge: sleep until the next record is durable, then look again.
+                    guard try await waitForDurable(cursor.nextLSN) else { return end() }
+                    try cursor.refresh()
+                }
+            } catch {
+                ended = true
+                throw error
+            }
+        }
+
+        /// Whether `lsn` became durable; false when the task was cancelled or the WAL closed.
+        private func waitForDurable(_ lsn: LSN) async throws(WALError) -> Bool {
+            do {
+                return try await source.durableLSN(reaching: lsn) != nil
+            } catch .closed {
+                return false
+            }
+        }
+
+        private mutating func end() -> WALRecord? {
+            ended = true
+            return nil
+        }
+    }
+}

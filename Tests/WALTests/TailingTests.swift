@@ -1,0 +1,134 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import WAL
+
+/// Live tailing (`records(from:follow:)`): writers and tailers in parallel.
+@Suite("Live tailing")
+struct TailingTests {
+    private func configuration(_ dir: String, engine: IOEngineChoice = .automatic) -> WALConfiguration {
+        var configuration = testConfiguration(dir, engine: engine, segmentTargetSize: 16 << 10)
+        configuration.bufferSize = 16 << 10
+        return configuration
+    }
+
+    @Test("Tailers receive every committed record exactly once, in order, across rollovers", arguments: availableEngines)
+    func tailersSeeEveryCommit(engine: IOEngineChoice) async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: configuration(dir, engine: engine))
+            for i in 0..<50 { try await wal.commit(.put, payload: taggedPayload(writer: 9, sequence: i, size: 300)) }  // existing records
+            let total = 50 + 4 * 250
+            let tailers = (0..<8).map { _ in Task { try await tail(wal, from: 1, count: total) } }
+            let committed = Locked<[LSN: [UInt8]]>([:])
+            await withTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        for sequence in 0..<250 {
+                            let payload = taggedPayload(writer: writer, sequence: sequence, size: sequence % 10 == 0 ? 5_000 : 100)
+                            let lsn = try! await wal.commit(.put, payload: payload)
+                            committed.withLock { $0[lsn] = payload }
+                        }
+                    }
+                }
+            }
+            let expected = try replayAll(dir)
+            #expect(expected.count == total)
+            #expect(try wal.segments().count > 10, "rollovers must happen while tailing")
+            for tailer in tailers {
+                let received = try await tailer.value
+                #expect(received.map(\.lsn) == Array(1...LSN(total)))
+                #expect(received == expected)
+            }
+            for (lsn, payload) in committed.withLock({ $0 }) { #expect(expected[Int(lsn) - 1].payload == payload) }
+            try wal.close()
+        }
+    }
+
+    @Test("A tailer waiting at the live edge stops promptly when cancelled, and when the WAL closes")
+    func cancellationAndClose() async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: configuration(dir))
+            try await wal.commit(.put, payload: [1])
+            let waiting = Task { () -> Int in
+                var count = 0
+                for try await _ in wal.records(from: 1, follow: true) { count += 1 }
+                return count
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let start = ContinuousClock.now
+            waiting.cancel()
+            #expect(try await waiting.value == 1)
+            #expect(ContinuousClock.now - start < .seconds(1))
+
+            let closing = Task { () -> Int in
+                var count = 0
+                for try await _ in wal.records(from: 1, follow: true) { count += 1 }
+                return count
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            try await wal.commit(.put, payload: [2])
+            try await Task.sleep(for: .milliseconds(50))
+            try wal.close()
+            #expect(try await closing.value == 2)
+        }
+    }
+
+    @Test("Truncating segments behind a tailer does not disturb it")
+    func truncationBehindTheTailer() async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: configuration(dir))
+            var iterator = wal.records(from: 1, follow: true).makeAsyncIterator()
+            var next: LSN = 1
+            for round in 0..<10 {
+                for i in 0..<40 { try await wal.commit(.put, payload: taggedPayload(writer: round, sequence: i, size: 400)) }
+                for _ in 0..<40 {
+                    let record = try #require(try await iterator.next())
+                    #expect(record.lsn == next)
+                    next += 1
+                }
+                // Everything the tailer has read may go.
+                _ = try wal.truncate(before: next)
+            }
+            #expect(try wal.segments().first!.firstLSN > 100)
+            try wal.close()
+        }
+    }
+
+    @Test("Without follow, the stream ends at the durable end; only durable records are yielded")
+    func withoutFollow() async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: configuration(dir))
+            for i in 0..<20 { try await wal.commit(.put, payload: [UInt8(i)]) }
+            try wal.append(.put, payload: [99])  // buffered, not durable
+            var lsns: [LSN] = []
+            for try await record in wal.records(from: 5, follow: false) { lsns.append(record.lsn) }
+            #expect(lsns == Array(5...20))
+            try wal.close()
+        }
+    }
+
+    @Test("Tailing an encrypted WAL yields plaintext")
+    func encrypted() async throws {
+        try await withTemporaryDirectory { dir in
+            var configuration = configuration(dir)
+            configuration.encryption = KeyRing(current: .random(id: 4))
+            let wal = try SegmentedWAL(configuration: configuration)
+            let tailer = Task { try await tail(wal, from: 1, count: 100) }
+            for i in 0..<100 { try await wal.commit(.put, payload: taggedPayload(writer: 0, sequence: i, size: 700)) }
+            let received = try await tailer.value
+            #expect(received.map(\.payload) == (0..<100).map { taggedPayload(writer: 0, sequence: $0, size: 700) })
+            try wal.close()
+        }
+    }
+}
+
+/// Collects what a tailer yields until it has `count` records, checking each is durable.
+private func tail(_ wal: SegmentedWAL, from lsn: LSN, count: Int) async throws -> [WALRecord] {
+    var received: [WALRecord] = []
+    for try await record in wal.records(from: lsn, follow: true) {
+        #expect(record.lsn <= wal.durableLSN, "a record was yielded before it was durable")
+        received.append(record)
+        if received.count == count { break }
+    }
+    return received
+}
