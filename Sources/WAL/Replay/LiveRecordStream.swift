@@ -43,6 +43,10 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         /// A record read before it was durable, held back until it is.
         private var held: WALRecord?
         private var ended = false
+        /// The LSN the previous look at the live edge wanted, and the wait before looking
+        /// again when it was durable but not readable yet.
+        private var lastLookedFor: LSN = 0
+        private var backoffMilliseconds = 1
 
         init(cursor: ReplayCursor, source: LogWriter, follow: Bool) {
             self.cursor = cursor
@@ -70,7 +74,16 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                     }
                     guard follow else { return end() }
                     // The live edge: sleep until the next record is durable, then look again.
-                    guard try await waitForDurable(cursor.nextLSN) else { return end() }
+                    let wanted = cursor.nextLSN
+                    guard try await waitForDurable(wanted) else { return end() }
+                    if wanted == lastLookedFor {
+                        // Durable, yet not readable at the last look: never spin on it; back off.
+                        try? await Task.sleep(for: .milliseconds(backoffMilliseconds))
+                        backoffMilliseconds = Swift.min(backoffMilliseconds * 2, 100)
+                    } else {
+                        backoffMilliseconds = 1
+                    }
+                    lastLookedFor = wanted
                     try cursor.refresh()
                 }
             } catch {

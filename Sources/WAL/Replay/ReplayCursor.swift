@@ -139,6 +139,11 @@ final class ReplayCursor {
         let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true)
         self.scanner = scanner
         recordEnd = scanner.offset
+        setUpDecryption(for: scanner, segment: segment)
+    }
+
+    /// How the open segment's records decrypt, from its preamble (or the seed's epoch).
+    private func setUpDecryption(for scanner: SegmentScanner, segment: SegmentInfo) {
         decryption = nil
         if let keyRing {
             if let preamble = scanner.preamble {
@@ -171,7 +176,13 @@ final class ReplayCursor {
         segments = [current] + later
         index = 0
         isLastSegment = later.isEmpty
+        let hadPreamble = scanner.preamble != nil
         try scanner.rewind(to: recordEnd)
+        if !hadPreamble && scanner.preamble != nil {
+            // The segment was opened before its first write; its preamble is there now.
+            recordEnd = scanner.offset
+            setUpDecryption(for: scanner, segment: current)
+        }
     }
 
     /// An encrypted record's plaintext, or its stored bytes when no key ring is configured

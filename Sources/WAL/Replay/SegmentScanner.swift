@@ -85,6 +85,11 @@ final class SegmentScanner {
             spare = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 4096)
             if !file.isDirect { _ = posix_fadvise(file.descriptor, 0, 0, POSIX_FADV_SEQUENTIAL) }
         }
+        try readPreamble()
+    }
+
+    /// Reads the encryption preamble, if the segment starts with one, and moves past it.
+    private func readPreamble() throws(WALError) {
         let available = try load(SegmentPreamble.size, at: 0)
         let head = bytes(at: 0, count: available)
         if SegmentPreamble.starts(head) {
@@ -167,6 +172,9 @@ final class SegmentScanner {
         windowCount = 0
         fileSize = try file.size()
         offset = position
+        // A segment opened before its first write (a fresh, zero-filled file) may have gained
+        // its preamble since.
+        if position == 0 && preamble == nil { try readPreamble() }
     }
 
     /// The offset of the first non-zero byte at or after the current offset, or nil when
