@@ -65,6 +65,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Write nothing: drop the page cache (when root) and replay the existing log in --directory, reporting MB/s (W5 on a log of your choosing).")
     var replayOnly = false
 
+    @Option(help: "Live tailers (`records(from:follow:)`) reading while the writers run; each must receive every record. Measures what tailing costs committers.")
+    var tailers: Int = 0
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -74,6 +77,7 @@ struct BenchCommand: ParsableCommand {
         guard syncEvery >= 1 else { throw ValidationError("--sync-every must be at least 1") }
         guard writers >= 1, writers <= 4096 else { throw ValidationError("--writers must be 1...4096") }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
+        guard tailers >= 0, tailers <= 1024 else { throw ValidationError("--tailers must be 0...1024") }
         guard IOEngineChoice(rawValue: engine) != nil else { throw ValidationError("--engine must be automatic, io_uring or posix") }
         guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
         guard IOUringSyncMethod(rawValue: uringSync) != nil else {
@@ -123,6 +127,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         let payload = (0..<recordSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let tailing = LiveTailers(wal: wal, count: tailers)
         let cachedBefore = meminfoCachedBytes()
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(duration * 1e9)
@@ -146,14 +151,24 @@ struct BenchCommand: ParsableCommand {
                 thread.start()
             }
         }
+        let progress = json || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine(start: start, counters: counters)
         done.wait()
+        progress?.stop()
         do throws(WALError) {
             try wal.close()
         } catch {
             throw CLIError(error.description)
         }
+        let tailed = tailing.results()
         let (records, commits, latency, failure) = outcome.state.withLock { ($0.records, $0.commits, $0.latency, $0.error) }
         if let failure { throw CLIError(failure.description) }
+        for (index, outcome) in tailed.enumerated() {
+            switch outcome {
+            case .success(let count) where count == records: continue
+            case .success(let count): throw CLIError("tailer \(index) received \(count) records, \(records) were appended")
+            case .failure(let error): throw CLIError("tailer \(index) failed: \(error)")
+            }
+        }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
         let cachedAfter = meminfoCachedBytes()
         var replayMegabytesPerSecond: Double?
@@ -185,7 +200,8 @@ struct BenchCommand: ParsableCommand {
                 "p99": latency.valueAtPercentile(99), "p99.9": latency.valueAtPercentile(99.9), "max": latency.max,
             ],
             pageCacheGrowthBytes: cachedAfter - cachedBefore,
-            replayMegabytesPerSecond: replayMegabytesPerSecond
+            replayMegabytesPerSecond: replayMegabytesPerSecond,
+            tailers: tailers
         )
         print(json ? result.json : result.table)
     }
@@ -209,6 +225,7 @@ struct BenchResult {
     var commitLatencyMicros: [String: UInt64]
     var pageCacheGrowthBytes: Int64
     var replayMegabytesPerSecond: Double?
+    var tailers: Int
 
     var bytesWritten: Double { Double(records * (recordSize + 30)) }
 
@@ -231,6 +248,7 @@ struct BenchResult {
         lines.append("commit latency µs \(latencies)")
         lines.append("page cache growth \(pageCacheGrowthBytes / 1024) KiB (\(format(Double(pageCacheGrowthBytes) / max(bytesWritten, 1) * 100, 2)) % of the bytes written)")
         if let replayMegabytesPerSecond { lines.append("replay MB/s       \(format(replayMegabytesPerSecond, 1))") }
+        if tailers > 0 { lines.append("live tailers      \(tailers), each received all \(records) records") }
         return lines.joined(separator: "\n")
     }
 
@@ -240,7 +258,7 @@ struct BenchResult {
             + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"commits\":\(commits),\"fdatasyncs\":\(fdatasyncs),"
             + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
             + "\"commitLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes),"
-            + "\"replayMegabytesPerSecond\":\(replayMegabytesPerSecond.map { format($0, 1) } ?? "null")}"
+            + "\"replayMegabytesPerSecond\":\(replayMegabytesPerSecond.map { format($0, 1) } ?? "null"),\"tailers\":\(tailers)}"
     }
 }
 

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `wal` command-line tool.
 @main
-struct WALCommand: ParsableCommand {
+struct WALCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal",
         abstract: "Inspect, verify and benchmark swift-wal write-ahead logs.",

@@ -125,6 +125,36 @@ struct CLITests {
         }
     }
 
+    @Test("wal dump --follow prints records as another writer adds them, across rollovers")
+    func dumpFollow() throws {
+        try withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, segmentTargetSize: 8 << 10))
+            for i in 0..<20 { try wal.commit(.put, payload: taggedPayload(writer: 0, sequence: i, size: 500)) }
+            let process = Process()
+            process.executableURL = builtProduct("wal")
+            process.arguments = ["dump", dir, "--follow", "--json", "--poll-ms", "5"]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            for i in 20..<200 { try wal.commit(.put, payload: taggedPayload(writer: 0, sequence: i, size: 500)) }
+            // Read lines until all 200 have arrived (or give up after 20 s).
+            var text = ""
+            let deadline = Date().addingTimeInterval(20)
+            let handle = output.fileHandleForReading
+            while text.split(separator: "\n").count < 200 && Date() < deadline {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            process.terminate()
+            process.waitUntilExit()
+            let lsns = try text.split(separator: "\n").map { try #require(try json(String($0)) as? [String: Any])["lsn"] as! NSNumber }
+            #expect(lsns.map(\.uint64Value) == Array(1...200))
+            #expect(try wal.segments().count > 5)
+            try wal.close()
+        }
+    }
+
     @Test("Errors go to stderr as one line with a non-zero exit code, never a stack trace")
     func errorsAreOneLine() throws {
         for arguments in [["dump", "/nonexistent/wal"], ["segments", "/nonexistent/wal"], ["truncate", "/nonexistent/wal", "--before", "5"],

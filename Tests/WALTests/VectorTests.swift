@@ -72,6 +72,25 @@ struct VectorTests {
         }
     }
 
+    @Test("withNextRecord lends exactly the records next() returns, and the same error", arguments: names)
+    func borrowedRecordsMatch(name: String) throws {
+        let (records, error) = replayUntilError(Self.root + "/" + name)
+        var stream = SegmentedWAL.records(in: Self.root + "/" + name)
+        var lent: [WALRecord] = []
+        do {
+            while let record = try stream.withNextRecord({ view in
+                WALRecord(lsn: view.lsn, type: view.type, tenant: view.tenant, vshard: view.vshard,
+                          payload: Array(view.payload), isEncrypted: view.isEncrypted)
+            }) {
+                lent.append(record)
+            }
+            #expect(error == nil)
+        } catch let thrown as WALError {
+            #expect(thrown == error)
+        }
+        #expect(lent == records)
+    }
+
     @Test func everyVectorFolderIsPresent() {
         let expected: [String] = ["bad-crc-tail", "basic", "corrupt-sealed-segment", "encrypted", "lsn-gap",
                                   "multi-segment", "torn-tail", "unknown-required-type", "zero-padded-flushes"]

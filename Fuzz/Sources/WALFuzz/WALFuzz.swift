@@ -6,7 +6,9 @@ import WAL
 /// (recovery cuts a torn tail) and replayed again.
 ///
 /// Input layout: byte 0 = mode (bit 0: split into two segments, bit 1: also open for writing,
-/// bit 2: replay with the `encrypted` vector's key ring); bytes 1–2 = split position
+/// bit 2: replay with the `encrypted` vector's key ring, bit 3: repair the CRC of every record
+/// header found, so that mutations of LSNs, types, lengths and payloads get past the checksum
+/// and reach the rules behind it); bytes 1–2 = split position
 /// (little-endian, modulo the data length); byte 3 = the second segment's first LSN − 2; the
 /// rest is segment data. Inputs shorter than 4 bytes are one segment of raw data.
 ///
@@ -20,7 +22,9 @@ public func fuzzOne(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let directory = FuzzDirectory.shared.fresh()
 
     var files: [(LSN, ArraySlice<UInt8>)] = []
-    let bytes = Array(data)[...]
+    var raw = Array(data)
+    if mode & 8 != 0 { repairChecksums(&raw) }
+    let bytes = raw[...]
     if mode & 1 != 0, !bytes.isEmpty {
         let split = (Int(input[1]) | Int(input[2]) << 8) % bytes.count
         files = [(1, bytes[..<split]), (LSN(input[3]) + 2, bytes[split...])]
@@ -78,6 +82,41 @@ private func replay(_ directory: String, ring: KeyRing?) {
             previous = record.lsn
         } catch {
             return
+        }
+    }
+}
+
+/// Recomputes the CRC-32C of each record whose header (magic 0x53594E57) is found where the
+/// previous record ends (or at a 4 KiB boundary, or after a 16-byte preamble).
+private func repairChecksums(_ bytes: inout [UInt8]) {
+    var offset = 0
+    while offset + 30 <= bytes.count {
+        let magic = UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+        guard magic == 0x5359_4E57 else {
+            offset += offset == 0 ? 16 : (4096 - offset % 4096)  // maybe a preamble, or padding
+            continue
+        }
+        let length = Int(bytes[offset + 22]) | Int(bytes[offset + 23]) << 8 | Int(bytes[offset + 24]) << 16 | Int(bytes[offset + 25]) << 24
+        guard length <= bytes.count - offset - 30 else { return }
+        var crc = CRC32C()
+        crc.update(bytes[offset..<(offset + 26)])
+        crc.update(bytes[(offset + 30)..<(offset + 30 + length)])
+        let value = crc.value
+        for index in 0..<4 { bytes[offset + 26 + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        offset += 30 + length
+    }
+}
+
+/// Bitwise CRC-32C (Castagnoli, reflected 0x82F63B78) — slow but independent of the library,
+/// for the harness only.
+private struct CRC32C {
+    private var state: UInt32 = 0xFFFF_FFFF
+    var value: UInt32 { ~state }
+
+    mutating func update(_ bytes: ArraySlice<UInt8>) {
+        for byte in bytes {
+            state ^= UInt32(byte)
+            for _ in 0..<8 { state = state & 1 != 0 ? (state >> 1) ^ 0x82F6_3B78 : state >> 1 }
         }
     }
 }

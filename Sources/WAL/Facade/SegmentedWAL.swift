@@ -243,7 +243,20 @@ public final class SegmentedWAL: Sendable {
     public func records(from lsn: LSN, follow: Bool) -> LiveRecordStream {
         LiveRecordStream(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
                          keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext,
-                         follow: follow, source: core)
+                         follow: follow, source: .wal(core))
+    }
+
+    /// The records of a WAL directory from `lsn` on, without opening it for writing; with
+    /// `follow`, then each new record as another process writes it, looking again every
+    /// `pollInterval` (`wal dump --follow`). Another process's durability cannot be observed:
+    /// records are yielded once completely written, so a crash of that writer before its next
+    /// sync could take the last ones back. In-process, use the instance method, which yields
+    /// only durable records and needs no polling.
+    public static func records(in directory: String, from lsn: LSN, follow: Bool, pollInterval: Duration = .milliseconds(100),
+                               recordTypes: Set<RecordType> = RecordType.seedTypes,
+                               keyRing: KeyRing? = nil, requirePlaintext: Bool = false) -> LiveRecordStream {
+        LiveRecordStream(directory: directory, from: lsn, recordTypes: recordTypes, keyRing: keyRing,
+                         requirePlaintext: requirePlaintext, follow: follow, source: .poll(pollInterval))
     }
 
     /// Reads at most `limit` records with LSN ≥ `lsn`.

@@ -7,7 +7,12 @@
 /// }
 /// ```
 ///
-/// Only durable records are ever yielded: a record read from disk before its flush completed
+/// Following another process's WAL (``SegmentedWAL/records(in:from:follow:pollInterval:)``,
+/// used by `wal dump --follow`) cannot see durability: that stream polls the directory and
+/// yields each record once it is completely written (CRC valid), which a crash of the writer
+/// before its next sync could still take back.
+///
+/// In-process, only durable records are ever yielded: a record read from disk before its flush completed
 /// is held back until the WAL reports it durable (so a follower never sees a record that a
 /// crash could take back). The stream follows rollover into new segments and is unaffected by
 /// truncation of segments behind it; it waits without a thread and without polling (it is
@@ -25,7 +30,15 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
     let keyRing: KeyRing?
     let requirePlaintext: Bool
     let follow: Bool
-    let source: LogWriter
+    let source: Source
+
+    /// What tells the stream that new records exist.
+    enum Source: Sendable {
+        /// The WAL of this process: durability notifications, no polling.
+        case wal(LogWriter)
+        /// Another process's WAL: look again every interval; records count once written.
+        case poll(Duration)
+    }
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(cursor: ReplayCursor(directory: directory, from: from, recordTypes: recordTypes, keyRing: keyRing,
@@ -38,7 +51,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         public typealias Failure = WALError
 
         private let cursor: ReplayCursor
-        private let source: LogWriter
+        private let source: Source
         private let follow: Bool
         /// A record read before it was durable, held back until it is.
         private var held: WALRecord?
@@ -48,7 +61,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         private var lastLookedFor: LSN = 0
         private var backoffMilliseconds = 1
 
-        init(cursor: ReplayCursor, source: LogWriter, follow: Bool) {
+        init(cursor: ReplayCursor, source: Source, follow: Bool) {
             self.cursor = cursor
             self.source = source
             self.follow = follow
@@ -67,7 +80,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                         return record
                     }
                     if let record = try cursor.next() {
-                        if record.lsn <= source.durableLSN { return record }
+                        guard case .wal(let writer) = source, record.lsn > writer.durableLSN else { return record }
                         guard follow else { return end() }  // the durable end of the log
                         held = record
                         continue
@@ -76,7 +89,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                     // The live edge: sleep until the next record is durable, then look again.
                     let wanted = cursor.nextLSN
                     guard try await waitForDurable(wanted) else { return end() }
-                    if wanted == lastLookedFor {
+                    if case .wal = source, wanted == lastLookedFor {
                         // Durable, yet not readable at the last look: never spin on it; back off.
                         try? await Task.sleep(for: .milliseconds(backoffMilliseconds))
                         backoffMilliseconds = Swift.min(backoffMilliseconds * 2, 100)
@@ -92,12 +105,23 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
             }
         }
 
-        /// Whether `lsn` became durable; false when the task was cancelled or the WAL closed.
+        /// Whether `lsn` became durable (polling: whether it is time to look again); false
+        /// when the task was cancelled or the WAL closed.
         private func waitForDurable(_ lsn: LSN) async throws(WALError) -> Bool {
-            do {
-                return try await source.durableLSN(reaching: lsn) != nil
-            } catch .closed {
-                return false
+            switch source {
+            case .wal(let writer):
+                do {
+                    return try await writer.durableLSN(reaching: lsn) != nil
+                } catch .closed {
+                    return false
+                }
+            case .poll(let interval):
+                do {
+                    try await Task.sleep(for: interval)
+                    return true
+                } catch {
+                    return false  // cancelled
+                }
             }
         }
 

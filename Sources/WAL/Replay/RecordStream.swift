@@ -24,6 +24,23 @@ public struct RecordStream: AsyncSequence, AsyncIteratorProtocol {
         try cursor.next()
     }
 
+    /// Lends the next record to `body` without copying its payload (see ``RecordView``) and
+    /// returns what `body` returns; nil at the end of the log. For replay that applies each
+    /// record and keeps nothing: one allocation per record fewer than ``next()``.
+    public mutating func withNextRecord<R>(_ body: (RecordView) throws -> R) throws -> R? {
+        var failure: (any Error)?
+        let result = try cursor.nextView { (view) -> R? in
+            do {
+                return try body(view)
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+        if let failure { throw failure }
+        return result ?? nil
+    }
+
     public func makeAsyncIterator() -> RecordStream { self }
 
     /// Calls `body` with each remaining record.

@@ -51,22 +51,46 @@ final class ReplayCursor {
 
     /// The next record at or above `from`, or nil at the end of the log.
     func next() throws(WALError) -> WALRecord? {
+        try nextView { view in
+            WALRecord(lsn: view.lsn, type: view.type, tenant: view.tenant, vshard: view.vshard,
+                      payload: Array(view.payload), isEncrypted: view.isEncrypted)
+        }
+    }
+
+    /// The next record at or above `from`, lent to `body` without copying its payload out of
+    /// the read window (decrypted records lend their plaintext); nil at the end of the log.
+    func nextView<R>(_ body: (RecordView) -> R) throws(WALError) -> R? {
         guard !finished else { return nil }
+        let found: Found
         do {
-            return try advance()
+            guard let next = try advance() else { return nil }
+            found = next
         } catch {
             finished = true
             scanner = nil
             throw error
         }
+        if let plaintext = found.plaintext {
+            return plaintext.withUnsafeBytes { body(RecordView(found.header, type: found.type, payload: $0, isEncrypted: true)) }
+        }
+        return body(RecordView(found.header, type: found.type, payload: found.stored,
+                               isEncrypted: RecordType.isEncrypted(storedValue: found.header.storedType)))
     }
 
-    private func advance() throws(WALError) -> WALRecord? {
+    /// A record as found in the window: its stored payload, and the plaintext when it was decrypted.
+    private struct Found {
+        var header: RecordHeader
+        var type: RecordType
+        var stored: UnsafeRawBufferPointer
+        var plaintext: [UInt8]?
+    }
+
+    private func advance() throws(WALError) -> Found? {
         if segments == nil { segments = try SegmentDirectory.discover(directory) }
         let segments = self.segments!
         while true {
             guard let scanner else {
-                guard index < segments.count else { return finish() }
+                guard index < segments.count else { return follow ? nil : finish() }
                 try openSegment(segments, at: index)
                 continue
             }
@@ -96,9 +120,8 @@ final class ReplayCursor {
                     continue
                 }
                 let encrypted = RecordType.isEncrypted(storedValue: header.storedType)
-                return WALRecord(lsn: header.lsn, type: type, tenant: header.tenant, vshard: header.vshard,
-                                 payload: encrypted ? try decrypt(payload, header: header, segment: segment.name) : Array(payload),
-                                 isEncrypted: encrypted)
+                let plaintext = encrypted ? try decrypt(payload, header: header, segment: segment.name) : nil
+                return Found(header: header, type: type, stored: payload, plaintext: plaintext)
             case .end:
                 if isLastSegment && follow { return nil }
                 if !isLastSegment, let offset = try scanner.firstNonZeroByte() {
@@ -185,12 +208,12 @@ final class ReplayCursor {
         }
     }
 
-    /// An encrypted record's plaintext, or its stored bytes when no key ring is configured
-    /// (unless plaintext is required).
-    private func decrypt(_ stored: UnsafeRawBufferPointer, header: RecordHeader, segment: String) throws(WALError) -> [UInt8] {
+    /// An encrypted record's plaintext, or nil — return it as stored — when no key ring is
+    /// configured (unless plaintext is required).
+    private func decrypt(_ stored: UnsafeRawBufferPointer, header: RecordHeader, segment: String) throws(WALError) -> [UInt8]? {
         guard keyRing != nil else {
             if requirePlaintext { throw WALError.encryptedRecordWithoutKey(segment: segment, lsn: header.lsn) }
-            return Array(stored)
+            return nil  // returned as stored
         }
         guard let decryption else {
             // Encrypted record in a segment without preamble and no seed epoch to decrypt it with.
@@ -209,7 +232,7 @@ final class ReplayCursor {
         index += 1
     }
 
-    private func finish() -> WALRecord? {
+    private func finish() -> Found? {
         closeSegment()
         finished = true
         return nil
