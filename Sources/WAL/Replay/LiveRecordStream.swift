@@ -97,7 +97,11 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                         backoffMilliseconds = 1
                     }
                     lastLookedFor = wanted
-                    try cursor.refresh()
+                    if case .wal(let writer) = source {
+                        try cursor.refresh(activeSegment: writer.activeSegmentFirstLSN)
+                    } else {
+                        try cursor.refresh()
+                    }
                 }
             } catch {
                 ended = true

@@ -38,6 +38,8 @@ final class ReplayCursor {
     private let follow: Bool
     /// Where the last valid record of the open segment ends (where a live edge resumes).
     private var recordEnd: Int64 = 0
+    /// Follow mode: an LSN gap (due, found) seen once at the live edge, to be confirmed.
+    private var suspectedGap: (LSN, LSN)?
 
     init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false,
          follow: Bool = false) {
@@ -100,6 +102,13 @@ final class ReplayCursor {
                 let due = expectedLSN!
                 if header.lsn != due {
                     if header.lsn > due {
+                        // At the live edge a read can see zeros where records are being written
+                        // and, read a moment later, records after them: zeros skipped as padding,
+                        // then a later LSN. Look again once; a gap seen twice is real.
+                        if follow && isLastSegment && !(suspectedGap.map { $0 == (due, header.lsn) } ?? false) {
+                            suspectedGap = (due, header.lsn)
+                            return nil
+                        }
                         throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn)
                     }
                     if isLastSegment { return follow ? nil : finish() }
@@ -111,6 +120,7 @@ final class ReplayCursor {
                 }
                 expectedLSN = due + 1
                 recordEnd = scanner.offset
+                suspectedGap = nil
                 if header.lsn < from { continue }
                 let type = RecordType(rawValue: header.storedType)
                 if !recordTypes.contains(type) {
@@ -184,9 +194,17 @@ final class ReplayCursor {
     /// Follow mode: after ``next()`` returned nil at the live edge, looks again — re-lists the
     /// segments (a rollover makes the open segment sealed and adds the next; truncation may
     /// have deleted segments behind) and re-reads the open segment from its last record on.
-    func refresh() throws(WALError) {
+    ///
+    /// `activeSegment` is the writer's active segment's first LSN when known (in-process):
+    /// while the open segment is still the active one, nothing new can have been listed, and
+    /// the directory is not read again.
+    func refresh(activeSegment: LSN? = nil) throws(WALError) {
         precondition(follow, "refresh() is for following cursors")
         guard !finished else { return }
+        if let scanner, let current = segments?[index], isLastSegment, current.firstLSN == activeSegment {
+            try rewind(scanner, segment: current)
+            return
+        }
         let listed = try SegmentDirectory.discover(directory)
         guard let scanner, let current = segments?[index] else {
             segments = listed
@@ -199,12 +217,17 @@ final class ReplayCursor {
         segments = [current] + later
         index = 0
         isLastSegment = later.isEmpty
+        try rewind(scanner, segment: current)
+    }
+
+    /// Re-reads the open segment from its last record on.
+    private func rewind(_ scanner: SegmentScanner, segment: SegmentInfo) throws(WALError) {
         let hadPreamble = scanner.preamble != nil
         try scanner.rewind(to: recordEnd)
         if !hadPreamble && scanner.preamble != nil {
             // The segment was opened before its first write; its preamble is there now.
             recordEnd = scanner.offset
-            setUpDecryption(for: scanner, segment: current)
+            setUpDecryption(for: scanner, segment: segment)
         }
     }
 

@@ -57,6 +57,11 @@ final class SegmentScanner {
     /// The buffer the next window is read into (read-ahead only).
     private var spare: UnsafeMutableRawBufferPointer?
     private var pending: PendingRead?
+    /// Synchronous reads since the last ``rewind(to:)`` (nil: never rewound). The first one is
+    /// a short live-edge read.
+    private var readsSinceRewind: Int?
+    static let liveEdgeReadSize = 64 * 1024
+    private var atLiveEdge: Bool { readsSinceRewind.map { $0 <= 1 } ?? false }
 
     /// A window being read in the background: the file offset, then the outcome once `done`.
     private final class PendingRead: @unchecked Sendable {
@@ -162,11 +167,16 @@ final class SegmentScanner {
     /// Forgets every byte read and re-reads the file's size, then continues at `position`: for
     /// a tailing reader at the live edge of the active segment, whose bytes change as the
     /// writer appends (the block after the last record is rewritten, zeros become records).
+    ///
+    /// The first read after a rewind is short (64 KiB, no read-ahead): at the live edge only a
+    /// few records are new, and a tailer woken by every flush must not read a megabyte each
+    /// time. Once it has consumed that, it is catching up, and reads grow back to full windows.
     func rewind(to position: Int64) throws(WALError) {
         if let pending {
             pending.done.wait()
             self.pending = nil
         }
+        readsSinceRewind = 0
         windowStart = 0
         windowOffset = 0
         windowCount = 0
@@ -209,7 +219,9 @@ final class SegmentScanner {
         }
         let start = AlignedBuffer.alignDown(position)
         let needed = AlignedBuffer.alignUp(Int(position - start) + wanted)
-        let length = max(needed, min(Self.windowSize, AlignedBuffer.alignUp(Int(fileSize - start))))
+        if let reads = readsSinceRewind { readsSinceRewind = reads + 1 }
+        let readSize = atLiveEdge ? Self.liveEdgeReadSize : Self.windowSize
+        let length = max(needed, min(readSize, AlignedBuffer.alignUp(Int(fileSize - start))))
         if length > window.count {
             window.deallocate()
             window = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: AlignedBuffer.alignment)
@@ -224,7 +236,7 @@ final class SegmentScanner {
     /// Starts reading the window that follows the current one, when there is one. Through the
     /// page cache, also drops the pages already consumed, so that replay does not fill the cache.
     private func startReadAhead() {
-        guard readAhead, let spare else { return }
+        guard readAhead, !atLiveEdge, let spare else { return }
         if !file.isDirect && windowStart > 0 {
             _ = posix_fadvise(file.descriptor, 0, off_t(windowStart), POSIX_FADV_DONTNEED)
         }
