@@ -80,6 +80,34 @@ struct TailingTests {
         }
     }
 
+    @Test("Cancelling tailers, whether waiting or not, leaves no watcher behind")
+    func cancellationLeavesNothing() async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: configuration(dir))
+            try await wal.commit(.put, payload: [1])
+            for round in 0..<20 {
+                let tailers = (0..<10).map { _ in
+                    Task { () -> Int in
+                        var count = 0
+                        for try await _ in wal.records(from: 1, follow: true) { count += 1 }
+                        return count
+                    }
+                }
+                // Commits race with the cancellations: a wait that just ended (woken, or
+                // answered at once) may still see its cancellation handler run.
+                let committer = Task {
+                    for _ in 0..<(round % 2 == 0 ? 50 : 5) { try await wal.commit(.put, payload: [2]) }
+                }
+                if round % 2 == 0 { try await Task.sleep(for: .milliseconds(20)) }  // some reach the live edge first
+                for tailer in tailers { tailer.cancel() }
+                for tailer in tailers { _ = try await tailer.value }
+                try await committer.value
+            }
+            #expect(wal.watchersAreIdle)
+            try wal.close()
+        }
+    }
+
     @Test("Truncating segments behind a tailer does not disturb it")
     func truncationBehindTheTailer() async throws {
         try await withTemporaryDirectory { dir in

@@ -18,32 +18,46 @@ struct DurabilityWatchers {
     private var watching: [UInt64: (lsn: LSN, continuation: Continuation)] = [:]
     /// Watchers cancelled before they were added (the cancellation handler ran first).
     private var cancelledEarly: Set<UInt64> = []
+    /// IDs handed out and not yet added or forgotten (only these can be cancelled early).
+    private var pending: Set<UInt64> = []
     private var nextID: UInt64 = 0
     /// The lowest LSN anyone watches for (so a flush that reaches none skips the scan).
     private var lowest: LSN = .max
 
     var isEmpty: Bool { watching.isEmpty }
 
+    /// Nothing watched and no bookkeeping left (tests: cancellation leaks nothing).
+    var isIdle: Bool { watching.isEmpty && pending.isEmpty && cancelledEarly.isEmpty }
+
     mutating func makeID() -> UInt64 {
         nextID += 1
+        pending.insert(nextID)
         return nextID
     }
 
     /// Adds a watcher; returns false when it was cancelled already (the caller resumes it with nil).
     mutating func add(id: UInt64, lsn: LSN, continuation: Continuation) -> Bool {
+        pending.remove(id)
         if cancelledEarly.remove(id) != nil { return false }
         watching[id] = (lsn, continuation)
         lowest = min(lowest, lsn)
         return true
     }
 
-    /// Cancels a watcher: its wake-up (resumed with nil), or nothing when it was not added yet.
+    /// Drops an ID whose wait ended without a watcher being added (the outcome was known at once).
+    mutating func forget(id: UInt64) {
+        pending.remove(id)
+        cancelledEarly.remove(id)
+    }
+
+    /// Cancels a watcher: its wake-up (resumed with nil); or, when it is not added yet, marks it
+    /// so that adding it fails; or nothing, when its wait is over already.
     mutating func cancel(id: UInt64) -> Wake? {
-        guard let entry = watching.removeValue(forKey: id) else {
-            cancelledEarly.insert(id)
-            return nil
+        if let entry = watching.removeValue(forKey: id) {
+            return Wake(continuation: entry.continuation, outcome: .success(nil))
         }
-        return Wake(continuation: entry.continuation, outcome: .success(nil))
+        if pending.contains(id) { cancelledEarly.insert(id) }
+        return nil
     }
 
     /// The watchers whose LSN `durable` reaches, removed, with their wake-ups.

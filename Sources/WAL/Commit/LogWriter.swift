@@ -101,6 +101,8 @@ final class LogWriter: @unchecked Sendable {
     var flusherThreadID: pid_t? { locked { flusher?.threadID } }
 
     var nextLSN: LSN { locked { lastNextLSN } }
+    /// No tailer waits and none left bookkeeping behind (for tests).
+    var watchersAreIdle: Bool { locked { watchers.isIdle } }
     var durableLSN: LSN { locked { lastDurableLSN } }
     var activeSegmentFirstLSN: LSN { locked { writer?.firstLSN ?? 0 } }
 
@@ -234,9 +236,14 @@ final class LogWriter: @unchecked Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: DurabilityWatchers.Continuation) in
                     let outcome: Result<LSN?, WALError>? = locked {
-                        if lastDurableLSN >= lsn { return .success(lastDurableLSN) }
-                        if let failure { return .failure(WALError.failed(failure)) }
-                        if isClosed { return .failure(WALError.closed) }
+                        let known: Result<LSN?, WALError>? =
+                            lastDurableLSN >= lsn ? .success(lastDurableLSN)
+                            : failure.map { .failure(WALError.failed($0)) }
+                            ?? (isClosed ? .failure(WALError.closed) : nil)
+                        if let known {
+                            watchers.forget(id: id)
+                            return known
+                        }
                         return watchers.add(id: id, lsn: lsn, continuation: continuation) ? nil : .success(nil)
                     }
                     if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }

@@ -321,6 +321,9 @@ public final class SegmentedWAL: Sendable {
 
     // MARK: Internals
 
+    /// No live tailer waits, and cancelled ones left nothing behind.
+    var watchersAreIdle: Bool { core.watchersAreIdle }
+
     /// The flusher thread's kernel id; nil once closed.
     var flusherThreadID: pid_t? { core.flusherThreadID }
 
