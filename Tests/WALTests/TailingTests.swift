@@ -108,6 +108,50 @@ struct TailingTests {
         }
     }
 
+    @Test("A tailer at the live edge reads new records from the writer's memory, not from the file",
+          arguments: availableEngines)
+    func liveEdgeFromMemory(engine: IOEngineChoice) async throws {
+        try await withTemporaryDirectory { dir in
+            let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
+            try await wal.commit(.put, payload: [0])
+            let cache = wal.core.liveEdge
+            let tailer = Task { try await tail(wal, from: 1, count: 201) }
+            for i in 1...200 {
+                try await wal.commit(.put, payload: taggedPayload(writer: 1, sequence: i, size: 100))
+                if i % 20 == 0 { try await Task.sleep(for: .milliseconds(2)) }  // let the tailer reach the edge
+            }
+            let received = try await tailer.value
+            #expect(received.map(\.lsn) == Array(1...201))
+            let hits = cache.hits.load(ordering: .relaxed), misses = cache.misses.load(ordering: .relaxed)
+            #expect(hits >= 10, "the tailer's looks at the live edge must be answered from memory")
+            #expect(misses <= 2, "only the first look (the segment opened before the tailer registered) reads the file")
+            try wal.close()
+        }
+    }
+
+    @Test("Records larger than the cache, and writes that overflow it, reach tailers intact")
+    func largeRecordsWhileTailing() async throws {
+        try await withTemporaryDirectory { dir in
+            var configuration = testConfiguration(dir, segmentTargetSize: 8 << 20)
+            configuration.bufferSize = 2 << 20  // jobs up to 2 MiB: larger than the 1 MiB cache
+            let wal = try SegmentedWAL(configuration: configuration)
+            let sizes = [100, 300_000, 5_000, 700_000, 100, 1_500_000, 40_000, 100]
+            let total = sizes.count * 4
+            let tailers = (0..<3).map { _ in Task { try await tail(wal, from: 1, count: total) } }
+            for round in 0..<4 {
+                for (i, size) in sizes.enumerated() {
+                    try await wal.commit(.put, payload: taggedPayload(writer: round, sequence: i, size: size))
+                }
+            }
+            var expected: [WALRecord] = []
+            var replay = wal.records(from: 1)
+            try replay.forEach { expected.append($0) }
+            #expect(expected.count == total)
+            for tailer in tailers { #expect(try await tailer.value == expected) }
+            try wal.close()
+        }
+    }
+
     @Test("Truncating segments behind a tailer does not disturb it")
     func truncationBehindTheTailer() async throws {
         try await withTemporaryDirectory { dir in

@@ -31,7 +31,7 @@ public final class SegmentedWAL: Sendable {
     /// Whether segment files are written with O_DIRECT.
     public var isDirectIO: Bool { core.isDirectIO }
 
-    private let core: LogWriter
+    let core: LogWriter
     private let lock: DirectoryLock
 
     /// Opens the WAL in `configuration.directory`, creating it when missing, and takes the

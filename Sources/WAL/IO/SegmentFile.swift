@@ -53,8 +53,19 @@ final class SegmentFile {
         }
     }
 
-    /// Opens a segment read-only through the page cache (replay and inspection).
-    static func openForReading(path: String) throws(WALError) -> SegmentFile {
+    /// Opens a segment read-only: through the page cache (replay and inspection), or with
+    /// O_DIRECT when `direct` is set and the file system accepts it (a tailer reading the
+    /// segment the writer is writing with O_DIRECT: pages it cached would make every later
+    /// direct write there invalidate them, and io_uring hand such writes to a worker thread).
+    static func openForReading(path: String, direct: Bool = false) throws(WALError) -> SegmentFile {
+        if direct {
+            do {
+                let fd = try Syscall.open(path, flags: O_RDONLY | CLiburing_O_DIRECT)
+                return SegmentFile(descriptor: fd, path: path, isDirect: true)
+            } catch where error.errno == EINVAL {
+                // Not on this file system: read through the page cache.
+            }
+        }
         let fd = try Syscall.open(path, flags: O_RDONLY)
         return SegmentFile(descriptor: fd, path: path, isDirect: false)
     }

@@ -41,8 +41,10 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(cursor: ReplayCursor(directory: directory, from: from, recordTypes: recordTypes, keyRing: keyRing,
-                                      requirePlaintext: requirePlaintext, follow: true),
+        var liveEdge: LiveEdgeCache?
+        if case .wal(let writer) = source { liveEdge = writer.liveEdge }
+        return Iterator(cursor: ReplayCursor(directory: directory, from: from, recordTypes: recordTypes, keyRing: keyRing,
+                                             requirePlaintext: requirePlaintext, follow: true, liveEdge: liveEdge),
                  source: source, follow: follow)
     }
 

@@ -40,15 +40,24 @@ final class ReplayCursor {
     private var recordEnd: Int64 = 0
     /// Follow mode: an LSN gap (due, found) seen once at the live edge, to be confirmed.
     private var suspectedGap: (LSN, LSN)?
+    /// Follow mode in the writer's process: the writer's cache of the active segment's newest
+    /// bytes (registered while this cursor lives, so the writer fills it).
+    private let liveEdge: LiveEdgeCache?
 
     init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false,
-         follow: Bool = false) {
+         follow: Bool = false, liveEdge: LiveEdgeCache? = nil) {
         self.directory = directory
         self.follow = follow
+        self.liveEdge = liveEdge
+        liveEdge?.register()
         self.from = from
         self.recordTypes = recordTypes
         self.keyRing = keyRing
         self.requirePlaintext = requirePlaintext
+    }
+
+    deinit {
+        liveEdge?.unregister()
     }
 
     /// The next record at or above `from`, or nil at the end of the log.
@@ -164,12 +173,15 @@ final class ReplayCursor {
         isLastSegment = position == segments.count - 1
         let file: SegmentFile
         do {
-            file = try SegmentFile.openForReading(path: segment.path)
+            // A tailer opening the segment being written reads it as the writer writes it.
+            let direct = liveEdge?.writerIsDirect == true && isLastSegment
+            file = try SegmentFile.openForReading(path: segment.path, direct: direct)
         } catch where error.errno == ENOENT {
             // Listed when the cursor started, deleted since: truncation overtook this reader.
             throw WALError.truncatedWhileReading(segment: segment.name, lsn: segment.firstLSN)
         }
-        let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true)
+        let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true,
+                                         liveEdge: liveEdge.map { ($0, segment.firstLSN) })
         self.scanner = scanner
         recordEnd = scanner.offset
         setUpDecryption(for: scanner, segment: segment)

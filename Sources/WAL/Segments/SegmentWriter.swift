@@ -25,6 +25,8 @@ final class SegmentWriter {
     struct Job {
         fileprivate let buffer: Int
         let length: Int
+        /// The first bytes of `length` that hold records (the rest are zeros written ahead).
+        let dataLength: Int
         let offset: Int64
         /// The last record complete in the buffer; durable once a syncing job completes.
         let lastLSN: LSN
@@ -191,7 +193,7 @@ final class SegmentWriter {
     func takeSyncOnlyJob() -> Job? {
         guard queuedJob == nil, !hasUntakenBytes, !otherInUse, hasUnsyncedWrites else { return nil }
         otherInUse = true
-        return Job(buffer: 1 - current, length: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true)
+        return Job(buffer: 1 - current, length: 0, dataLength: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true)
     }
 
     /// Takes the current buffer out of the ring as a job and switches to the other buffer,
@@ -199,7 +201,8 @@ final class SegmentWriter {
     private func seal(sync: Bool) -> Job {
         precondition(!otherInUse, "the other buffer must be back before this one leaves")
         let buffer = ring[current]
-        var length = AlignedBuffer.alignUp(fill)
+        let dataLength = AlignedBuffer.alignUp(fill)
+        var length = dataLength
         // Zero the padding so that no stale buffer content ever reaches the disk.
         if length > fill { memset(buffer.base + fill, 0, length - fill) }
         let end = bufferOffset + Int64(length)
@@ -210,7 +213,7 @@ final class SegmentWriter {
             length += pad
         }
         writtenUpTo = max(writtenUpTo, bufferOffset + Int64(length))
-        let job = Job(buffer: current, length: length, offset: bufferOffset, lastLSN: nextLSN - 1, sync: sync)
+        let job = Job(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset, lastLSN: nextLSN - 1, sync: sync)
         let whole = AlignedBuffer.alignDown(fill)
         let carried = fill - whole
         if carried > 0 {
@@ -231,6 +234,12 @@ final class SegmentWriter {
         let bytes = UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.length))
         try engine.submitWrite(bytes, at: job.offset, to: file, sync: job.sync)
         try engine.complete()
+    }
+
+    /// The record data a job wrote (whole blocks, without the zeros written ahead); valid
+    /// until ``finish(_:)`` returns the buffer to the ring.
+    func data(of job: Job) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.dataLength))
     }
 
     /// Returns a written job's buffer to the ring and advances the durable LSN if it synced.
