@@ -12,12 +12,14 @@
 /// yields each record once it is completely written (CRC valid), which a crash of the writer
 /// before its next sync could still take back.
 ///
-/// In-process, only durable records are ever yielded: a record read from disk before its flush completed
+/// In-process, only durable records are ever yielded: a record read before its flush completed
 /// is held back until the WAL reports it durable (so a follower never sees a record that a
 /// crash could take back). The stream follows rollover into new segments and is unaffected by
 /// truncation of segments behind it; it waits without a thread and without polling (it is
-/// woken by the flush that makes the next record durable), and it asks for no flush itself,
-/// so tailers cost committers nothing but the reads. Cancelling the consuming task ends the
+/// woken by the flush that makes the next record durable), and it asks for no flush itself.
+/// At the live edge it reads the new records from the writer's memory (the last 1 MiB
+/// written, kept while any tailer exists), not from the file; further behind, from the file.
+/// So tailers cost committers the CPU to decode what they read, not disk reads. Cancelling the consuming task ends the
 /// stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
 /// ``WALError/failed(_:)``, a damaged log with the replay error.
 public struct LiveRecordStream: AsyncSequence, Sendable {
