@@ -24,7 +24,8 @@ import Synchronization
 ///   close) empties it: a gap is never papered over;
 /// - a read names its segment; any other segment misses, and misses go to the file.
 ///
-/// Memory: nothing until a tailer registers; then ``capacity`` bytes, until the WAL is released.
+/// Memory: nothing until a tailer registers; then ``capacity`` bytes, released by the first
+/// write after the last tailer has gone.
 final class LiveEdgeCache: Sendable {
     /// 1 MiB: a tailer less than that behind the writer reads from memory.
     static let capacity = 1 << 20

@@ -73,9 +73,9 @@ final class LogWriter: @unchecked Sendable {
     private var lastDurableLSN: LSN = 0
     private var lastNextLSN: LSN = 1
 
-    // Lock-free mirrors for readers that poll them once per record (live tailers): taking the
-    // WAL's lock for each read contended with every committer (8 tailers cost a third of the
-    // committers' throughput through it). Written under the lock, read without it.
+    // Lock-free mirrors for readers that check them once per record or per wake-up (live
+    // tailers), so that those reads never queue for the lock committers need. Written under
+    // the lock, read without it.
     private let durableMirror = Atomic<LSN>(0)
     private let activeSegmentMirror = Atomic<LSN>(0)
 

@@ -19,8 +19,8 @@
 /// woken by the flush that makes the next record durable), and it asks for no flush itself.
 /// At the live edge it reads the new records from the writer's memory (the last 1 MiB
 /// written, kept while any tailer exists), not from the file; further behind, from the file.
-/// So tailers cost committers the CPU to decode what they read, not disk reads. Cancelling the consuming task ends the
-/// stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
+/// So tailers cost committers the CPU to decode what they read, not disk reads. Cancelling
+/// the consuming task ends the stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
 /// ``WALError/failed(_:)``, a damaged log with the replay error.
 public struct LiveRecordStream: AsyncSequence, Sendable {
     public typealias Element = WALRecord
