@@ -272,6 +272,43 @@ struct ReadAheadTests {
     }
 }
 
+extension ReadAheadTests {
+    @Test("A replay that ends while a read-ahead is in flight waits for it before closing the file")
+    func endWithReadAheadInFlight() throws {
+        try withTemporaryDirectory { directory in
+            // The active segment must be a preallocated one whose records end more than a
+            // window before its end, so that the scanner has the next (zero) window in flight
+            // when it reaches the end of the records.
+            let wal = try SegmentedWAL(configuration: testConfiguration(directory, segmentTargetSize: 4 << 20))
+            var sequence = 0
+            func append(_ count: Int) throws {
+                for _ in 0..<count {
+                    try wal.append(.put, payload: taggedPayload(writer: 1, sequence: sequence, size: 60_000))
+                    sequence += 1
+                }
+                try wal.sync()
+            }
+            try append(40)
+            Thread.sleep(forTimeInterval: 0.3)  // the background preallocator readies the next segment
+            try append(40)                      // past 4 MiB: rolls into the preallocated file
+            try append(40)
+            let active = try #require(try wal.segments().last)
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: active.path)[.size] as? Int)
+            try #require(size >= 4 << 20, "the active segment is preallocated (\(size) bytes)")
+            // Every pread is slowed, so the read-ahead is still in flight when the cursor
+            // closes the segment; closing the descriptor under it ended in EBADF (a
+            // precondition failure) or a read from whatever file reused the descriptor.
+            let slowReads = FaultHooks.Handlers(error: { operation, _ in
+                if operation == "pread" { usleep(30_000) }
+                return nil
+            })
+            let records = try FaultHooks.shared.with(directory, slowReads) { try replayAll(directory) }
+            #expect(records.count == 120)
+            try wal.close()
+        }
+    }
+}
+
 @Suite("Zero-ahead")
 struct ZeroAheadTests {
     @Test("Zeros written ahead of small commits read as the end of the log and are cut on reopen", arguments: availableEngines)

@@ -262,7 +262,7 @@ final class ReplayCursor {
     }
 
     private func closeSegment() {
-        scanner?.file.close()
+        scanner?.close()
         scanner = nil
         index += 1
     }

@@ -116,6 +116,16 @@ final class SegmentScanner {
         }
     }
 
+    /// Waits for a read-ahead still in flight, then closes the file. Closing the file first
+    /// would leave that read on a closed descriptor — or on another file that reused it.
+    func close() {
+        if let pending {
+            pending.done.wait()
+            self.pending = nil
+        }
+        file.close()
+    }
+
     deinit {
         pending?.done.wait()
         window.deallocate()
