@@ -74,23 +74,24 @@ final class LiveEdgeCache: Sendable {
             }
             let buffer = guarded.state.buffer ?? AlignedBuffer(capacity: Self.capacity)
             guarded.state.buffer = buffer
-            var state = guarded.state
-            defer { guarded.state = state }
-            if state.segment != segment || offset < state.start || offset > state.start + Int64(state.count) {
-                state.segment = segment  // a new segment, or not contiguous: start afresh here
-                state.start = offset
-                state.count = 0
+            let end = guarded.state.start + Int64(guarded.state.count)
+            if guarded.state.segment != segment || offset < guarded.state.start || offset > end {
+                // A new segment, or not contiguous with what is held: start afresh here.
+                guarded.state.segment = segment
+                guarded.state.start = offset
             }
+            var start = guarded.state.start
             let newEnd = offset + Int64(bytes.count)
-            if newEnd - state.start > Int64(Self.capacity) {
+            if newEnd - start > Int64(Self.capacity) {
                 // Full: keep the newest half (at least the new write), moved to the front.
                 let keepFrom = min(offset, AlignedBuffer.alignDown(newEnd - Int64(Self.capacity / 2)))
                 let kept = Int(offset - keepFrom)
-                if kept > 0 { memmove(buffer.base, buffer.base + Int(keepFrom - state.start), kept) }
-                state.start = keepFrom
+                if kept > 0 { memmove(buffer.base, buffer.base + Int(keepFrom - start), kept) }
+                start = keepFrom
             }
-            (buffer.base + Int(offset - state.start)).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            state.count = Int(newEnd - state.start)
+            (buffer.base + Int(offset - start)).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            guarded.state.start = start
+            guarded.state.count = Int(newEnd - start)
         }
     }
 

@@ -119,10 +119,7 @@ final class SegmentScanner {
     /// Waits for a read-ahead still in flight, then closes the file. Closing the file first
     /// would leave that read on a closed descriptor — or on another file that reused it.
     func close() {
-        if let pending {
-            pending.done.wait()
-            self.pending = nil
-        }
+        discardReadAhead()
         file.close()
     }
 
@@ -189,10 +186,7 @@ final class SegmentScanner {
     /// few records are new, and a tailer woken by every flush must not read a megabyte each
     /// time. Once it has consumed that, it is catching up, and reads grow back to full windows.
     func rewind(to position: Int64) throws(WALError) {
-        if let pending {
-            pending.done.wait()
-            self.pending = nil
-        }
+        discardReadAhead()
         readsSinceRewind = 0
         windowStart = 0
         windowOffset = 0
@@ -234,10 +228,7 @@ final class SegmentScanner {
             return wanted
         }
         // Synchronous read: the first window, a jump, or a record larger than a window.
-        if let pending {
-            pending.done.wait()
-            self.pending = nil
-        }
+        discardReadAhead()
         let start = AlignedBuffer.alignDown(position)
         let needed = AlignedBuffer.alignUp(Int(position - start) + wanted)
         if let reads = readsSinceRewind { readsSinceRewind = reads + 1 }
@@ -257,6 +248,12 @@ final class SegmentScanner {
             startReadAhead()
         }
         return max(0, min(wanted, windowCount - Int(position - start)))
+    }
+
+    /// Waits for a read-ahead in flight, if any, and forgets it: its buffer is free again.
+    private func discardReadAhead() {
+        pending?.done.wait()
+        pending = nil
     }
 
     /// Starts reading the window that follows the current one, when there is one. Through the
