@@ -65,7 +65,9 @@ struct TailingTests {
             let start = ContinuousClock.now
             waiting.cancel()
             #expect(try await waiting.value == 1)
-            #expect(ContinuousClock.now - start < .seconds(1))
+            // Without the cancellation handler the tailer would wait for the next commit, which
+            // never comes here; the bound is loose because this disk stalls for seconds at times.
+            #expect(ContinuousClock.now - start < .seconds(10))
 
             let closing = Task { () -> Int in
                 var count = 0

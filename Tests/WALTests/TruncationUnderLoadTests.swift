@@ -50,7 +50,10 @@ struct TruncationUnderLoadTests {
                         counts.withLock { $0.reads += 1 }
                     }
                 default:  // the truncator: advance the checkpoint behind the durable LSN, truncate before it
-                    let deadline = DispatchTime.now().uptimeNanoseconds + 10_000_000_000
+                    // Runs until 30 segments were deleted (about 1.5 s alone here). The deadline only
+                    // ends a run that is broken; it is generous because under the parallel test suite
+                    // on a slow disk 10 s once gave 29 (CI, stop 11).
+                    let deadline = DispatchTime.now().uptimeNanoseconds + 180_000_000_000
                     while counts.withLock({ $0.deleted }) < 30 && DispatchTime.now().uptimeNanoseconds < deadline {
                         usleep(2_000)
                         let durable = wal.durableLSN
