@@ -126,6 +126,32 @@ struct BadDirectoryTests {
         }
     }
 
+    @Test("Close releases the lock even while another reference to its descriptor lives (a child between fork and exec)")
+    func closeReleasesTheLockDespiteACopiedDescriptor() throws {
+        try withTemporaryDirectory { dir in
+            let first = try SegmentedWAL(configuration: testConfiguration(dir))
+            // A forked child shares the lock's open file description until it execs; dup()
+            // makes the same kind of second reference in this process.
+            let copies = try descriptors(openOn: dir).map { dup($0) }
+            #expect(!copies.isEmpty, "the WAL holds its directory open")
+            defer { for copy in copies { close(copy) } }
+            try first.close()
+            let second = try SegmentedWAL(configuration: testConfiguration(dir))
+            try second.close()
+        }
+    }
+
+    /// This process's descriptors that refer to `path`.
+    private func descriptors(openOn path: String) throws -> [Int32] {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { name in
+            guard let fd = Int32(name),
+                  let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                  link == target else { return nil }
+            return fd
+        }
+    }
+
     @Test("A writer in another process holds the lock until it dies (even by SIGKILL)")
     func secondWriterInAnotherProcess() throws {
         try withTemporaryDirectory { dir in

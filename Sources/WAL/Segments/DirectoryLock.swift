@@ -9,6 +9,12 @@ import Synchronization
 /// with ``WALError/directoryLocked(path:)`` instead. The kernel drops the lock when the
 /// process dies, so a crash never leaves the directory locked. Readers (`records(in:)`)
 /// take no lock.
+///
+/// The lock belongs to the open file description, which a child process shares from fork
+/// until its exec closes the (close-on-exec) descriptor. Closing our descriptor alone would
+/// leave the directory locked for that moment — a reopen racing another thread's
+/// `posix_spawn` then failed with `directoryLocked` (seen in CI). ``release()`` therefore
+/// unlocks explicitly (`LOCK_UN` acts on the shared description) before closing.
 final class DirectoryLock: Sendable {
     let path: String
     private let descriptor: Mutex<Int32?>
@@ -34,7 +40,10 @@ final class DirectoryLock: Sendable {
             defer { fd = nil }
             return fd
         }
-        if let fd { Syscall.close(fd) }
+        if let fd {
+            try? Syscall.flock(fd, LOCK_UN, path: path)
+            Syscall.close(fd)
+        }
     }
 
     deinit { release() }
