@@ -44,8 +44,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "O_DIRECT policy: automatic, required or disabled.")
     var directIO: String = "automatic"
 
-    @Option(help: "Bytes in each of the writer's two buffers (WALConfiguration.bufferSize, a multiple of 4096).")
-    var bufferSize: Int = 1 << 20
+    @Option(help: "Bytes in each of the writer's two buffers (WALConfiguration.bufferSize, a multiple of 4096; default: the library's).")
+    var bufferSize: Int?
 
     @Option(help: "Segment target size in bytes.")
     var segmentSize: Int64 = 64 * 1024 * 1024
@@ -112,7 +112,7 @@ struct BenchCommand: ParsableCommand {
         configuration.engine = IOEngineChoice(rawValue: engine)!
         configuration.directIO = DirectIOPolicy(rawValue: directIO)!
         configuration.segmentTargetSize = segmentSize
-        configuration.bufferSize = bufferSize
+        if let bufferSize { configuration.bufferSize = bufferSize }
         configuration.preallocation = SegmentPreallocation(rawValue: preallocation)!
         configuration.ioUringSyncMethod = IOUringSyncMethod(rawValue: uringSync)!
         if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }

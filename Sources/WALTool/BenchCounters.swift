@@ -4,15 +4,16 @@ import Synchronization
 /// The benchmark's metrics backend: sums the WAL's counters (fdatasyncs, flushes) so the
 /// report can show how many commits each fdatasync carried. Bootstrapped by the tool — an
 /// application — never by the library.
+///
+/// Each counter is one atomic: the WAL counts every append under its lock, and a shared
+/// dictionary behind a mutex there cost ~4 % of a streaming writer's cycles (perf, W3).
 final class BenchCounters: MetricsFactory, @unchecked Sendable {
-    private let totals = Mutex<[String: Int64]>([:])
+    private let handlers = Mutex<[String: [Handler]]>([:])
 
-    private final class Handler: CounterHandler, @unchecked Sendable {
-        let label: String
-        let owner: BenchCounters
-        init(label: String, owner: BenchCounters) { self.label = label; self.owner = owner }
-        func increment(by amount: Int64) { owner.totals.withLock { $0[label, default: 0] += amount } }
-        func reset() { owner.totals.withLock { $0[label] = 0 } }
+    private final class Handler: CounterHandler, Sendable {
+        let total = Atomic<Int64>(0)
+        func increment(by amount: Int64) { total.add(amount, ordering: .relaxed) }
+        func reset() { total.store(0, ordering: .relaxed) }
     }
 
     static func bootstrap() -> BenchCounters {
@@ -21,10 +22,14 @@ final class BenchCounters: MetricsFactory, @unchecked Sendable {
         return counters
     }
 
-    func value(_ label: String) -> Int64 { totals.withLock { $0[label] ?? 0 } }
+    func value(_ label: String) -> Int64 {
+        handlers.withLock { $0[label, default: []].reduce(0) { $0 + $1.total.load(ordering: .relaxed) } }
+    }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> CounterHandler {
-        Handler(label: label, owner: self)
+        let handler = Handler()
+        handlers.withLock { $0[label, default: []].append(handler) }
+        return handler
     }
     func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> FloatingPointCounterHandler {
         NOOPMetricsHandler.instance

@@ -65,7 +65,7 @@ struct LiveEdgeCacheTests {
         #expect(read(cache, at: 40960) == nil)
         #expect(read(cache, segment: 2, at: 0) == bytes(at: 0, count: 4096))
 
-        record(cache, segment: 2, bytes(at: 4096, count: LiveEdgeCache.capacity + 4096), at: 4096)
+        record(cache, segment: 2, bytes(at: 4096, count: cache.capacity + 4096), at: 4096)
         #expect(read(cache, segment: 2, at: 0) == nil, "a write not kept must empty the cache: no gap papered over")
         #expect(read(cache, segment: 2, at: 4096) == nil)
 
@@ -88,7 +88,20 @@ struct LiveEdgeCacheTests {
         let end = offset + 4096
         #expect(cache.writtenEnd(segment: 1) == end)
         #expect(read(cache, at: 0) == nil, "the oldest bytes are gone")
-        let from = end - Int64(LiveEdgeCache.capacity / 2)
-        #expect(read(cache, at: from) == bytes(at: from, count: LiveEdgeCache.capacity / 2))
+        let from = end - Int64(cache.capacity / 2)
+        #expect(read(cache, at: from) == bytes(at: from, count: cache.capacity / 2))
+    }
+
+    @Test("The cache holds at least one whole buffer write, whatever the buffer size")
+    func capacityFollowsTheBufferSize() throws {
+        for bufferSize in [64 << 10, 2 << 20, 4 << 20] {
+            try withTemporaryDirectory { dir in
+                var configuration = testConfiguration(dir)
+                configuration.bufferSize = bufferSize
+                let wal = try SegmentedWAL(configuration: configuration)
+                #expect(wal.core.liveEdge.capacity == max(LiveEdgeCache.defaultCapacity, bufferSize))
+                try wal.close()
+            }
+        }
     }
 }

@@ -27,15 +27,20 @@ import Synchronization
 /// Memory: nothing until a tailer registers; then ``capacity`` bytes, released by the first
 /// write after the last tailer has gone.
 final class LiveEdgeCache: Sendable {
-    /// 1 MiB: a tailer less than that behind the writer reads from memory.
-    static let capacity = 1 << 20
+    /// The default capacity, 1 MiB: a tailer less than that behind the writer reads from memory.
+    static let defaultCapacity = 1 << 20
+
+    /// Bytes held at most; at least one whole write (a ring buffer), since a larger write is
+    /// not recorded.
+    let capacity: Int
 
     /// The writer writes with O_DIRECT: tailers read the active segment with O_DIRECT too,
     /// so that their reads never put its pages in the page cache.
     let writerIsDirect: Bool
 
-    init(writerIsDirect: Bool) {
+    init(writerIsDirect: Bool, capacity: Int = LiveEdgeCache.defaultCapacity) {
         self.writerIsDirect = writerIsDirect
+        self.capacity = capacity
     }
 
     private struct State {
@@ -65,14 +70,14 @@ final class LiveEdgeCache: Sendable {
     func recordWrite(segment: LSN, offset: Int64, bytes: UnsafeRawBufferPointer) {
         let wanted = readers.load(ordering: .relaxed) > 0
         guarded.withLock { guarded in
-            guard wanted, bytes.count <= Self.capacity else {
+            guard wanted, bytes.count <= capacity else {
                 // A write not recorded: what is held no longer matches the file.
                 guarded.state.segment = 0
                 guarded.state.count = 0
                 if !wanted { guarded.state.buffer = nil }
                 return
             }
-            let buffer = guarded.state.buffer ?? AlignedBuffer(capacity: Self.capacity)
+            let buffer = guarded.state.buffer ?? AlignedBuffer(capacity: capacity)
             guarded.state.buffer = buffer
             let end = guarded.state.start + Int64(guarded.state.count)
             if guarded.state.segment != segment || offset < guarded.state.start || offset > end {
@@ -82,9 +87,9 @@ final class LiveEdgeCache: Sendable {
             }
             var start = guarded.state.start
             let newEnd = offset + Int64(bytes.count)
-            if newEnd - start > Int64(Self.capacity) {
+            if newEnd - start > Int64(capacity) {
                 // Full: keep the newest half (at least the new write), moved to the front.
-                let keepFrom = min(offset, AlignedBuffer.alignDown(newEnd - Int64(Self.capacity / 2)))
+                let keepFrom = min(offset, AlignedBuffer.alignDown(newEnd - Int64(capacity / 2)))
                 let kept = Int(offset - keepFrom)
                 if kept > 0 { memmove(buffer.base, buffer.base + Int(keepFrom - start), kept) }
                 start = keepFrom

@@ -86,7 +86,8 @@ final class LogWriter: @unchecked Sendable {
         self.writer = writer
         self.logger = configuration.logger
         self.isDirectIO = writer.file.isDirect
-        self.liveEdge = LiveEdgeCache(writerIsDirect: writer.file.isDirect)
+        self.liveEdge = LiveEdgeCache(writerIsDirect: writer.file.isDirect,
+                                      capacity: max(LiveEdgeCache.defaultCapacity, configuration.bufferSize))
         // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
         self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
         self.preallocator = configuration.preallocation == .none ? nil
