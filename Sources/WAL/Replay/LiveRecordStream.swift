@@ -17,8 +17,9 @@
 /// crash could take back). The stream follows rollover into new segments and is unaffected by
 /// truncation of segments behind it; it waits without a thread and without polling (it is
 /// woken by the flush that makes the next record durable), and it asks for no flush itself.
-/// At the live edge it reads the new records from the writer's memory (the last 1 MiB
-/// written, kept while any tailer exists), not from the file; further behind, from the file.
+/// At the live edge it reads the new records from the writer's memory (the last 1 MiB or
+/// ring buffer written, whichever is larger, kept while any tailer exists), not from the file;
+/// further behind, from the file.
 /// So tailers cost committers the CPU to decode what they read, not disk reads. Cancelling
 /// the consuming task ends the stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
 /// ``WALError/failed(_:)``, a damaged log with the replay error.

@@ -124,7 +124,7 @@ final class SegmentScanner {
     }
 
     deinit {
-        pending?.done.wait()
+        discardReadAhead()  // no read may still write into a buffer freed here
         window.deallocate()
         spare?.deallocate()
     }
