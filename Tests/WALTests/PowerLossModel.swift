@@ -61,6 +61,8 @@ final class PowerLossModel: Sendable {
             case .truncate(let path, let length):
                 guard let file = state.names[path] else { return }
                 state.files[file].pending.append(.truncate(length: length))
+            case .allocate:
+                break  // not modelled here (see CrashStateModel)
             case .sync(let path):
                 guard let file = state.names[path] else { return }
                 for operation in state.files[file].pending { Self.apply(operation, to: &state.files[file].durable) }
