@@ -58,8 +58,8 @@ enum Recovery {
         let count = try Syscall.preadFull(file.descriptor, block.slice(0..<block.capacity), offset: 0, path: segment.path)
         var bytes = UnsafeRawBufferPointer(block.slice(0..<count))
         var offset = 0
-        if SegmentPreamble.starts(bytes), case .success = SegmentPreamble.decode(bytes) {
-            offset = SegmentPreamble.size
+        if SegmentPreamble.starts(bytes), case .success(let preamble) = SegmentPreamble.decode(bytes) {
+            offset = preamble.encodedSize
             bytes = UnsafeRawBufferPointer(rebasing: bytes[offset...])
         }
         guard let header = RecordHeader(decoding: bytes) else {

@@ -205,7 +205,7 @@ final class ReplayCursor {
         decryption = nil
         if let keyRing {
             if let preamble = scanner.preamble {
-                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, epoch: preamble.epoch)) }
+                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, preamble: preamble)) }
                     ?? .failure(.unknownKey(id: preamble.keyID, segment: segment.name))
             } else if let epoch = keyRing.seedEpoch {
                 decryption = .success(RecordCipher(key: keyRing.current, epoch: epoch))

@@ -112,7 +112,7 @@ final class SegmentScanner {
             switch SegmentPreamble.decode(head) {
             case .success(let preamble):
                 self.preamble = preamble
-                self.offset = Int64(SegmentPreamble.size)
+                self.offset = Int64(preamble.encodedSize)
             case .failure(let problem):
                 throw WALError.corruption(segment: FilePaths.lastComponent(file.path), offset: 0, lsn: 0,
                                           reason: problem.description)
