@@ -257,15 +257,4 @@ struct RealENOSPCTests {
             try FaultInjectionTests.expectRecovered(configuration, acknowledged: acknowledged.filter { $0.key >= first })
         }
     }
-
-    private func run(_ arguments: String...) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
 }

@@ -13,13 +13,6 @@ let testMetrics: TestMetrics = {
     return metrics
 }()
 
-/// A payload naming its writer and sequence number, so replay can check who wrote what.
-func taggedPayload(writer: Int, sequence: Int, size: Int = 24) -> [UInt8] {
-    var payload = Array("w\(writer)-s\(sequence)|".utf8)
-    while payload.count < size { payload.append(UInt8(truncatingIfNeeded: writer &* 31 &+ sequence &+ payload.count)) }
-    return payload
-}
-
 /// Checks that the log holds LSNs 1...count contiguously and that every acknowledged
 /// (LSN, payload) pair is there.
 private func expectLog(_ directory: String, count: Int, acknowledged: [LSN: [UInt8]]) throws {
@@ -31,21 +24,6 @@ private func expectLog(_ directory: String, count: Int, acknowledged: [LSN: [UIn
     var missing = 0
     for (lsn, payload) in acknowledged where byLSN[lsn] != payload { missing += 1 }
     #expect(missing == 0, "acknowledged records missing or different after replay")
-}
-
-/// Runs `body(index)` on `count` threads of their own at once (Dispatch's concurrentPerform
-/// would run only as many at a time as there are cores), and waits for all of them.
-func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    let done = DispatchGroup()
-    for index in 0..<count {
-        done.enter()
-        let thread = Thread {
-            body(index)
-            done.leave()
-        }
-        thread.start()
-    }
-    done.wait()
 }
 
 @Suite("Group commit")

@@ -149,3 +149,38 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
+
+/// A payload naming its writer and sequence number, so replay can check who wrote what.
+func taggedPayload(writer: Int, sequence: Int, size: Int = 24) -> [UInt8] {
+    var payload = Array("w\(writer)-s\(sequence)|".utf8)
+    while payload.count < size { payload.append(UInt8(truncatingIfNeeded: writer &* 31 &+ sequence &+ payload.count)) }
+    return payload
+}
+
+/// Runs `body(index)` on `count` threads of their own at once (Dispatch's concurrentPerform
+/// would run only as many at a time as there are cores), and waits for all of them.
+func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let done = DispatchGroup()
+    for index in 0..<count {
+        done.enter()
+        let thread = Thread {
+            body(index)
+            done.leave()
+        }
+        thread.start()
+    }
+    done.wait()
+}
+
+/// Runs a program and returns its exit status.
+@discardableResult
+func run(_ path: String, _ arguments: String...) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return -1 }
+    process.waitUntilExit()
+    return process.terminationStatus
+}

@@ -54,7 +54,7 @@ final class LogWriter: @unchecked Sendable {
     private var isClosed = false
     private var flusherStopping = false
     /// A thread holds the I/O role: it alone may call the engine or swap the writer.
-    private var ioBusy = false
+    private var ioRoleHeld = false
     /// An append released the lock in the middle of its record (waiting for a buffer); other
     /// appends wait for it to finish, so records never interleave.
     private var appendInProgress = false
@@ -137,7 +137,7 @@ final class LogWriter: @unchecked Sendable {
                 try checkUsable()
                 if appendInProgress { wait(on: changed); continue }
                 if writer!.logicalEnd >= configuration.segmentTargetSize, writer!.nextLSN > writer!.firstLSN {
-                    if ioBusy { wait(on: changed); continue }
+                    if ioRoleHeld { wait(on: changed); continue }
                     try withRole { () throws(WALError) in try roll() }
                     continue
                 }
@@ -157,7 +157,7 @@ final class LogWriter: @unchecked Sendable {
             lastNextLSN = writer.nextLSN
             metrics.records.increment()
             metrics.bytes.increment(by: Int64(payload.count))
-            if writer.queuedJob != nil && !ioBusy { flusherWake.signal() }
+            if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
             if !spareRequested, let preallocator, writer.logicalEnd >= configuration.segmentTargetSize / 2 {
                 spareRequested = true
                 preallocator.startIfIdle()
@@ -171,7 +171,7 @@ final class LogWriter: @unchecked Sendable {
     private func waitForBuffer() throws(WALError) {
         lock.assertHeld()
         appendInProgress = true
-        if !ioBusy {
+        if !ioRoleHeld {
             runCycle(want: 0)
         } else {
             wait(on: changed)
@@ -196,7 +196,7 @@ final class LogWriter: @unchecked Sendable {
                 if let failure { throw WALError.failed(failure) }
                 if isClosed { throw WALError.closed }
                 guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
-                if !ioBusy {
+                if !ioRoleHeld {
                     runCycle(want: lsn)
                     continue
                 }
@@ -221,7 +221,7 @@ final class LogWriter: @unchecked Sendable {
                     if isClosed { return .failure(WALError.closed) }
                     guard lsn < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN)) }
                     waiters.add(lsn: lsn, task: continuation)
-                    if !ioBusy { flusherWake.signal() }
+                    if !ioRoleHeld { flusherWake.signal() }
                     return nil
                 }
                 if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
@@ -238,7 +238,7 @@ final class LogWriter: @unchecked Sendable {
             guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
             guard lsn > lastDurableLSN, lsn > requestedLSN else { return }
             requestedLSN = lsn
-            if !ioBusy { flusherWake.signal() }
+            if !ioRoleHeld { flusherWake.signal() }
         }
     }
 
@@ -289,7 +289,7 @@ final class LogWriter: @unchecked Sendable {
     private func runCycle(want: LSN) {
         lock.assertHeld()
         guard let writer, failure == nil else { return }
-        ioBusy = true
+        ioRoleHeld = true
         if configuration.maxBatchDelay > .zero && writer.queuedJob == nil {
             // Let more commits join this flush (PostgreSQL's commit_delay).
             let (seconds, attoseconds) = configuration.maxBatchDelay.components
@@ -299,7 +299,7 @@ final class LogWriter: @unchecked Sendable {
         let durable = lastDurableLSN
         let syncs = { (last: LSN) -> Bool in demand > durable && demand <= last }
         guard let job = writer.takeJob(sync: syncs) ?? (demand > durable ? writer.takeSyncOnlyJob() : nil) else {
-            ioBusy = false
+            ioRoleHeld = false
             return
         }
         let firstRecord = durable + 1
@@ -315,10 +315,10 @@ final class LogWriter: @unchecked Sendable {
             failed = error
         }
         lock.lock()
-        ioBusy = false
+        ioRoleHeld = false
         metrics.flushes.increment()
         if let failed {
-            writer.abandon(job)
+            writer.returnBuffer(of: job)
             fail(failed)
             return
         }
@@ -336,10 +336,10 @@ final class LogWriter: @unchecked Sendable {
     /// rare and must not interleave with appends). The caller checked that the role is free.
     private func withRole<T>(_ body: () throws(WALError) -> T) throws(WALError) -> T {
         lock.assertHeld()
-        precondition(!ioBusy)
-        ioBusy = true
+        precondition(!ioRoleHeld)
+        ioRoleHeld = true
         defer {
-            ioBusy = false
+            ioRoleHeld = false
             changed.broadcast()
             if hasDemand { flusherWake.signal() }
         }
@@ -409,7 +409,7 @@ final class LogWriter: @unchecked Sendable {
         lock.lock()
         defer { unlockAndResume() }
         while !flusherStopping {
-            if !ioBusy, failure == nil, let writer,
+            if !ioRoleHeld, failure == nil, let writer,
                writer.queuedJob != nil || hasDemand {
                 runCycle(want: 0)
                 continue
@@ -426,7 +426,7 @@ final class LogWriter: @unchecked Sendable {
         try locked { () throws(WALError) in
             while true {
                 try checkUsable()
-                if ioBusy || appendInProgress { wait(on: changed); continue }
+                if ioRoleHeld || appendInProgress { wait(on: changed); continue }
                 return try withRole { () throws(WALError) in try roll() }
             }
         }
@@ -477,7 +477,7 @@ final class LogWriter: @unchecked Sendable {
             throw error
         }
 
-        writer.abandon()
+        writer.closeWithoutSync()
         self.writer = next
         activeSegmentMirror.store(next.firstLSN, ordering: .releasing)
         do throws(WALError) {
@@ -512,10 +512,10 @@ final class LogWriter: @unchecked Sendable {
         var outcome: WALError?
         let thread: BackgroundThread? = locked {
             if isClosed { return nil }
-            while ioBusy || appendInProgress { wait(on: changed) }
+            while ioRoleHeld || appendInProgress { wait(on: changed) }
             isClosed = true
-            ioBusy = true
-            defer { ioBusy = false }
+            ioRoleHeld = true
+            defer { ioRoleHeld = false }
             preallocator?.discard()
             liveEdge.invalidate()
             if let writer {
@@ -526,12 +526,12 @@ final class LogWriter: @unchecked Sendable {
                         try writer.seal()
                         publishDurable(writer.durableLSN)
                     } catch {
-                        writer.abandon()
+                        writer.closeWithoutSync()
                         fail(error)
                         outcome = error
                     }
                 } else {
-                    writer.abandon()
+                    writer.closeWithoutSync()
                 }
             }
             // Waiters still here waited for LSNs that are durable now (released above), or the WAL failed.

@@ -165,7 +165,7 @@ final class SegmentWriter {
                 if otherInUse {
                     try waitForBuffer()
                 } else {
-                    queuedJob = seal(sync: false)
+                    queuedJob = takeBuffer(sync: false)
                 }
                 continue
             }
@@ -188,7 +188,7 @@ final class SegmentWriter {
             job.sync = sync(job.lastLSN)
         } else {
             guard hasUntakenBytes, !otherInUse else { return nil }
-            job = seal(sync: sync(nextLSN - 1))
+            job = takeBuffer(sync: sync(nextLSN - 1))
         }
         job.durability = !job.sync ? .none : hasUnsyncedWrites ? .fileData : .thisWrite
         return job
@@ -206,7 +206,7 @@ final class SegmentWriter {
 
     /// Takes the current buffer out of the ring as a job and switches to the other buffer,
     /// carrying the partial last block over.
-    private func seal(sync: Bool) -> Job {
+    private func takeBuffer(sync: Bool) -> Job {
         precondition(!otherInUse, "the other buffer must be back before this one leaves")
         let buffer = ring[current]
         let dataLength = AlignedBuffer.alignUp(fill)
@@ -262,7 +262,7 @@ final class SegmentWriter {
     }
 
     /// Gives a failed job's buffer back (the WAL refuses further writes anyway).
-    func abandon(_ job: Job) {
+    func returnBuffer(of job: Job) {
         otherInUse = false
     }
 
@@ -292,7 +292,7 @@ final class SegmentWriter {
     }
 
     /// Closes without syncing (used after a failure, when nothing more can be written).
-    func abandon() {
+    func closeWithoutSync() {
         file.close()
     }
 }
