@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 import WAL
 
-/// Runs a ``WAL/SegmentedWAL`` as a swift-service-lifecycle `Service`, so that the log closes
+/// Runs a `SegmentedWAL` as a swift-service-lifecycle `Service`, so that the log closes
 /// with the rest of the application and a failed log stops the application.
 ///
 /// ```swift
@@ -20,11 +20,11 @@ import WAL
 ///
 /// - **Graceful shutdown** (a signal, or `ServiceGroup.triggerGracefulShutdown()`), or the
 ///   task is cancelled: it closes the WAL — which stops accepting appends (they throw
-///   ``WAL/WALError/closed``), makes every record appended so far durable, trims the active
+///   `WALError.closed`), makes every record appended so far durable, trims the active
 ///   segment and releases the directory lock — and returns only then. If that final sync
 ///   fails, `run()` throws the error.
 /// - **The WAL fails** (a write or fdatasync failed, after which it refuses every write:
-///   ``WAL/WALError/failed(_:)``): it closes the WAL to release the directory and throws the
+///   `WALError.failed`): it closes the WAL to release the directory and throws the
 ///   failure, so the `ServiceGroup` shuts the other services down and its `run()` throws it.
 ///   Reopening the directory recovers every acknowledged record.
 /// - **The WAL is closed by its owner**: `run()` returns. A `ServiceGroup` treats a service that
@@ -38,7 +38,7 @@ public struct WALService: Service {
     public let wal: SegmentedWAL
 
     /// A service for `wal`, which the caller has opened. It logs through the WAL's own
-    /// ``WAL/WALConfiguration/logger``.
+    /// `WALConfiguration.logger`.
     public init(wal: SegmentedWAL) {
         self.wal = wal
     }
@@ -46,7 +46,7 @@ public struct WALService: Service {
     /// Waits for graceful shutdown, cancellation or failure, then closes the WAL (see the
     /// type's documentation).
     ///
-    /// - Throws: ``WAL/WALError/failed(_:)`` when the WAL failed; the error of the final sync
+    /// - Throws: `WALError.failed` when the WAL failed; the error of the final sync
     ///   when closing failed.
     public func run() async throws {
         let logger = wal.configuration.logger

@@ -5,7 +5,8 @@ extension SegmentedWAL {
     /// `WALService` in the `WALServiceLifecycle` product — without appending, committing or
     /// polling: the wait holds no thread, asks for no flush, and costs the writers nothing.
     ///
-    /// - Returns: when the WAL is closed, or when the waiting task is cancelled.
+    /// Returns when the WAL is closed, or when the waiting task is cancelled.
+    ///
     /// - Throws: ``WALError/failed(_:)`` with the original error, once a write or sync has
     ///   failed (immediately when it has failed already).
     public func waitForFailure() async throws(WALError) {

@@ -16,6 +16,7 @@ public struct WALRecord: Sendable, Equatable {
     /// Whether the payload was stored encrypted (bit 14 of the stored type).
     public var isEncrypted: Bool
 
+    /// A record with these fields (for tests and for callers that build records themselves).
     public init(lsn: LSN, type: RecordType, tenant: UInt32, vshard: UInt16, payload: [UInt8], isEncrypted: Bool = false) {
         self.lsn = lsn
         self.type = type
