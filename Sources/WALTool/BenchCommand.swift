@@ -65,6 +65,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Write nothing: drop the page cache (when root) and replay the existing log in --directory, reporting MB/s (W5 on a log of your choosing).")
     var replayOnly = false
 
+    @Flag(help: "Write nothing: drop the page cache (when root), open the existing WAL in --directory for writing and close it, reporting how long the open took (the cost of --open-verification).")
+    var openOnly = false
+
+    @Option(help: "How much of the log opening checks: recent (segment names, last two segments) or full (WALConfiguration.openVerification).")
+    var openVerification: String = OpenVerification.recent.rawValue
+
     @Option(help: "Live tailers (`records(from:follow:)`) reading while the writers run; each must receive every record. Measures what tailing costs committers.")
     var tailers: Int = 0
 
@@ -82,6 +88,9 @@ struct BenchCommand: ParsableCommand {
         guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
         guard IOUringSyncMethod(rawValue: uringSync) != nil else {
             throw ValidationError("--uring-sync must be adaptive, dsyncWrites or linkedFdatasync")
+        }
+        guard OpenVerification(rawValue: openVerification) != nil else {
+            throw ValidationError("--open-verification must be recent or full")
         }
         guard SegmentPreallocation(rawValue: preallocation) != nil else {
             throw ValidationError("--preallocation must be none, allocated or zeroFilled")
@@ -102,6 +111,22 @@ struct BenchCommand: ParsableCommand {
             }
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
             print("{\"records\":\(count),\"bytes\":\(bytes),\"seconds\":\(format(seconds, 3)),\"replayMegabytesPerSecond\":\(format(Double(bytes) / seconds / 1e6, 1))}")
+            return
+        }
+        if openOnly {
+            guard let directory else { throw CLIError("--open-only needs --directory") }
+            var configuration = WALConfiguration(directory: directory)
+            configuration.openVerification = OpenVerification(rawValue: openVerification)!
+            configuration.engine = IOEngineChoice(rawValue: engine)!
+            dropPageCache()
+            let start = monotonicNanoseconds()
+            do throws(WALError) {
+                try SegmentedWAL(configuration: configuration).close()
+            } catch {
+                throw CLIError("open failed: \(error)")
+            }
+            let seconds = Double(monotonicNanoseconds() - start) / 1e9
+            print("{\"openVerification\":\"\(openVerification)\",\"seconds\":\(format(seconds, 4))}")
             return
         }
         let temporary = directory == nil

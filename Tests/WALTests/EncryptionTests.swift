@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import WAL
 @testable import WALCrash
@@ -124,7 +125,7 @@ struct EncryptionTests {
         }
     }
 
-    enum Tamper: String, CaseIterable { case ciphertext, tag, header, preambleEpoch, preambleKeyID }
+    enum Tamper: String, CaseIterable { case ciphertext, tag, header, preambleEpoch, preambleKeyID, preambleSalt }
 
     /// Any changed bit (with the CRC recomputed, so only authentication can notice) is an
     /// error naming segment and LSN; nothing of the record is returned.
@@ -137,7 +138,7 @@ struct EncryptionTests {
             try wal.close()
             let path = dir + "/wal-00000000000000000001.seg"
             var contents = try fileBytes(path)
-            let first = 16
+            let first = SegmentPreamble.size
             let firstLength = RecordHeader.size + bytes("first record").count + 16
             let second = first + firstLength
             switch what {
@@ -146,8 +147,9 @@ struct EncryptionTests {
             case .header: contents[second + 16] ^= 0x01 // tenant
             case .preambleEpoch: contents[9] ^= 0x01
             case .preambleKeyID: contents[7] = 3
+            case .preambleSalt: contents[SegmentPreamble.version1Size + 5] ^= 0x01
             }
-            if what != .preambleEpoch && what != .preambleKeyID {
+            if what != .preambleEpoch && what != .preambleKeyID && what != .preambleSalt {
                 // Recompute the CRC so the damage passes the checksum.
                 var header = try #require(Array(contents[second..<second + RecordHeader.size]).withUnsafeBytes { RecordHeader(decoding: $0) })
                 let payload = Array(contents[second + RecordHeader.size..<contents.count])
@@ -161,13 +163,43 @@ struct EncryptionTests {
             case .ciphertext, .tag, .header:
                 #expect(records.map(\.payload) == [bytes("first record")])
                 #expect(error == .authenticationFailed(segment: "wal-00000000000000000001.seg", lsn: 2))
-            case .preambleEpoch:
+            case .preambleEpoch, .preambleSalt:
                 #expect(records.isEmpty)
                 #expect(error == .authenticationFailed(segment: "wal-00000000000000000001.seg", lsn: 1))
             case .preambleKeyID:
                 #expect(records.isEmpty)
                 #expect(error == .unknownKey(id: 3, segment: "wal-00000000000000000001.seg"))
             }
+        }
+    }
+
+    /// Segments written with a version 1 preamble (records under the ring's key itself, before
+    /// per-segment keys) stay readable, beside version 2 segments of the same key.
+    @Test func version1PreamblesStayReadable() throws {
+        try withTemporaryDirectory { dir in
+            let preamble = SegmentPreamble(keyID: Self.key1.id, epoch: [1, 2, 3, 4], salt: nil)
+            let file = try SegmentFile.open(path: SegmentDirectory.path(dir, firstLSN: 1), create: true, directIO: .disabled,
+                                            logger: Logger(label: "test"))
+            let writer = try SegmentWriter(file: file, engine: POSIXEngine(), firstLSN: 1, nextLSN: 1, end: 0, bufferSize: 8192,
+                                           preamble: preamble, cipher: RecordCipher(key: Self.key1, preamble: preamble))
+            for text in ["old one", "old two"] {
+                try bytes(text).withUnsafeBytes { payload in
+                    _ = try Result { () throws(WALError) -> LSN in
+                        try writer.append(storedType: RecordType.put.rawValue, tenant: 0, vshard: 0, payload: payload) {
+                            () throws(WALError) in Issue.record("the buffer is large enough")
+                        }
+                    }.get()
+                }
+            }
+            try writer.seal()
+            #expect(try fileBytes(SegmentDirectory.path(dir, firstLSN: 1))[4] == 1, "a version 1 preamble")
+            let wal = try SegmentedWAL(configuration: configuration(dir, ring: KeyRing(current: Self.key1)))
+            try wal.append(.put, payload: bytes("new"))
+            try wal.close()
+            #expect(try fileBytes(SegmentDirectory.path(dir, firstLSN: 3))[4] == 2, "new segments get version 2")
+            let (records, error) = replayUntilError(dir, keyRing: KeyRing(current: Self.key1))
+            #expect(error == nil)
+            #expect(records.map(\.payload) == [bytes("old one"), bytes("old two"), bytes("new")])
         }
     }
 

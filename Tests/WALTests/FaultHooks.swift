@@ -12,6 +12,8 @@ final class FaultHooks: Sendable {
         var error: (@Sendable (String, String) -> Int32?)?
         /// Bytes a pwrite of `count` may write at once (fewer = a short write).
         var shortWrite: (@Sendable (String, Int) -> Int)?
+        /// Bytes a pread of `count` may read at once (fewer = a short read, 0 = nothing read).
+        var shortRead: (@Sendable (String, Int) -> Int)?
         /// Replace an io_uring completion's result for (operation, path, result).
         var completion: (@Sendable (String, String, Int32) -> Int32)?
         /// Told of every change to a file or directory.
@@ -24,13 +26,15 @@ final class FaultHooks: Sendable {
     private init() {
         Syscall.faultInjector = { operation, path in FaultHooks.shared.handlers(for: path)?.error?(operation, path) }
         Syscall.shortWriteInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortWrite?(path, count) ?? count }
+        Syscall.shortReadInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortRead?(path, count) ?? count }
         IOUringEngine.completionInjector = { operation, path, result in
             FaultHooks.shared.handlers(for: path)?.completion?(operation, path, result) ?? result
         }
         Syscall.observer = { event in
             let path: String
             switch event {
-            case .create(let p), .write(let p, _, _), .truncate(let p, _), .sync(let p), .unlink(let p), .syncDirectory(let p):
+            case .create(let p), .write(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p), .unlink(let p),
+                 .syncDirectory(let p):
                 path = p
             case .rename(let from, _):
                 path = from

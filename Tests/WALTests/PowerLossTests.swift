@@ -4,7 +4,8 @@ import Testing
 @testable import WAL
 @testable import WALCrash
 
-/// Simulated power loss (see ``PowerLossModel``): committers run against a real directory
+/// Simulated power loss, sampled (see ``CrashStateModel``; ``CrashStateTests`` enumerates
+/// small workloads exhaustively): committers run against a real directory
 /// while the model follows every write and sync; at random moments it materialises what a
 /// power cut could leave, together with the commits acknowledged by then. Each image is then
 /// opened (recovery), checked with the crash campaign's ``LogVerifier`` — every acknowledged
@@ -66,7 +67,7 @@ struct PowerLossTests {
             configuration.bufferSize = 16 << 10
             if encrypted { configuration.encryption = keyRing }
 
-            let model = PowerLossModel()
+            let model = CrashStateModel()
             let workload = Workload(seed: UInt64.random(in: 1...UInt64.max))
             let acknowledged = Mutex<[LSN: RecordID]>([:])
             let cuts = Mutex<(next: Int, taken: [(String, [LSN: RecordID])], rng: SplitMix64)>(
@@ -79,10 +80,14 @@ struct PowerLossTests {
                     guard cuts.taken.count < images, model.events >= cuts.next else { return }
                     let image = root + "/image-\(cuts.taken.count)"
                     try? FileManager.default.createDirectory(atPath: image, withIntermediateDirectories: false)
-                    let snapshot = try? model.cut(source: directory, target: image, using: &cuts.rng) {
-                        acknowledged.withLock { $0 }
-                    }
-                    cuts.taken.append((image, snapshot ?? [:]))
+                    // Acknowledgements first, then the disk: every commit acknowledged by then
+                    // had its sync recorded before, so the state holds it if nothing is lost.
+                    let snapshot = acknowledged.withLock { $0 }
+                    let disk = model.now
+                    let choices = disk.choices(unit: .sector)
+                    _ = try? disk.materialise(choices.random(using: &cuts.rng), of: choices, unit: .sector,
+                                              source: directory, target: image)
+                    cuts.taken.append((image, snapshot))
                     cuts.next = model.events + Int(cuts.rng.next() % 60) + 1
                     if cuts.taken.count == images { done.store(true, ordering: .relaxed) }
                 }

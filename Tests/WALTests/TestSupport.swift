@@ -38,9 +38,9 @@ func testConfiguration(_ directory: String, engine: IOEngineChoice = .automatic,
 }
 
 /// Every record of a WAL directory, read without opening it for writing.
-func replayAll(_ directory: String, from lsn: LSN = 1) throws -> [WALRecord] {
+func replayAll(_ directory: String, from lsn: LSN = 1, keyRing: KeyRing? = nil) throws -> [WALRecord] {
     var records: [WALRecord] = []
-    var stream = SegmentedWAL.records(in: directory, from: lsn)
+    var stream = SegmentedWAL.records(in: directory, from: lsn, keyRing: keyRing)
     while let record = try stream.next() { records.append(record) }
     return records
 }

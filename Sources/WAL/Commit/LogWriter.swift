@@ -491,7 +491,7 @@ final class LogWriter: @unchecked Sendable {
         if let ring = configuration.encryption {
             let fresh = SegmentPreamble.fresh(keyID: ring.current.id)
             preamble = fresh
-            cipher = RecordCipher(key: ring.current, epoch: fresh.epoch)
+            cipher = RecordCipher(key: ring.current, preamble: fresh)
         }
         return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
                                  bufferSize: configuration.bufferSize, preamble: preamble, cipher: cipher)

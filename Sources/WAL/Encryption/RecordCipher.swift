@@ -6,11 +6,31 @@ import Crypto
 ///   crc32c = 0,
 /// - stored payload = ciphertext ‖ 16-byte tag (payload_len counts both), encrypted flag set,
 ///   CRC over the stored payload.
+///
+/// Segments with a version 2 preamble (all we write) encrypt under a key of their own:
+/// HKDF-SHA256 of the ring's key with the preamble's random salt (see ``SegmentPreamble``).
 struct RecordCipher: Sendable {
     static let tagSize = 16
+    static let segmentKeyInfo = Array("swift-wal segment key".utf8)
 
-    let key: EncryptionKey
+    let key: SymmetricKey
     let epoch: [UInt8]
+
+    /// The seed's scheme: records under `key` itself, nonces from `epoch`.
+    init(key: EncryptionKey, epoch: [UInt8]) {
+        self.key = key.key
+        self.epoch = epoch
+    }
+
+    /// The cipher of a segment with `preamble` (whose key id names `key`).
+    init(key: EncryptionKey, preamble: SegmentPreamble) {
+        if let salt = preamble.salt {
+            self.key = HKDF<SHA256>.deriveKey(inputKeyMaterial: key.key, salt: salt, info: Self.segmentKeyInfo, outputByteCount: 32)
+        } else {
+            self.key = key.key
+        }
+        self.epoch = preamble.epoch
+    }
 
     /// Encrypts `payload` for the record `header` describes (its type without the encrypted
     /// flag) and hands `body` the ciphertext and the tag, which are stored in that order. The
@@ -19,7 +39,7 @@ struct RecordCipher: Sendable {
               _ body: (_ ciphertext: UnsafeRawBufferPointer, _ tag: UnsafeRawBufferPointer) throws(WALError) -> Void) throws(WALError) {
         let box: AES.GCM.SealedBox
         do {
-            box = try AES.GCM.seal(payload, using: key.key, nonce: nonce(lsn: header.lsn),
+            box = try AES.GCM.seal(payload, using: key, nonce: nonce(lsn: header.lsn),
                                    authenticating: Self.additionalData(header))
         } catch {
             throw WALError.invalidKey("AES-GCM refused to encrypt: \(error)")
@@ -37,7 +57,7 @@ struct RecordCipher: Sendable {
         guard let box = try? AES.GCM.SealedBox(nonce: nonce(lsn: header.lsn),
                                                ciphertext: UnsafeRawBufferPointer(rebasing: stored[..<split]),
                                                tag: UnsafeRawBufferPointer(rebasing: stored[split...])),
-              let plain = try? AES.GCM.open(box, using: key.key, authenticating: Self.additionalData(header)) else {
+              let plain = try? AES.GCM.open(box, using: key, authenticating: Self.additionalData(header)) else {
             return nil
         }
         return Array(plain)

@@ -38,8 +38,13 @@ public final class SegmentedWAL: Sendable {
     /// directory's advisory lock: a second writer on the same directory gets
     /// ``WALError/directoryLocked(path:)``. The lock is released by ``close()`` (or deinit).
     ///
-    /// The last segment is scanned to its last valid record; anything after that record (a
-    /// torn write, stale bytes) is cut off and the cut made durable before this returns.
+    /// The log is checked first as ``WALConfiguration/openVerification`` says (by default the
+    /// segment names and the last two segments in full), with the replay rules: a log that
+    /// replay would refuse — a misnamed or stray last segment, an LSN gap, damage in a sealed
+    /// segment, an unknown required record type — is refused with that error, and nothing on
+    /// disk is changed. Then the last segment's end is found by the end-of-log rules
+    /// (docs/FORMAT.md); anything after its last valid record (a torn or partly persisted
+    /// write, stale bytes) is cut off and the cut made durable before this returns.
     public init(configuration: WALConfiguration) throws(WALError) {
         try configuration.validate()
         self.configuration = configuration
@@ -60,9 +65,10 @@ public final class SegmentedWAL: Sendable {
         try Preallocator.removeLeftover(in: directory)
         let segments = try SegmentDirectory.discover(directory)
         let writer: SegmentWriter
-        if let last = segments.last {
+        if let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
+                                            recordTypes: configuration.recordTypes, keyRing: configuration.encryption) {
+            let last = tail.segment
             let file = try SegmentFile.open(path: last.path, create: false, directIO: configuration.directIO, logger: logger)
-            let tail = try Recovery.scanTail(of: file, firstLSN: last.firstLSN, engine: engine)
             if tail.end != tail.fileSize {
                 logger.info("cut the last segment after its last valid record", metadata: [
                     "segment": "\(last.name)", "end": "\(tail.end)", "removedBytes": "\(tail.fileSize - tail.end)",

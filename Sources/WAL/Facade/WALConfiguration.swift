@@ -66,6 +66,12 @@ public struct WALConfiguration: Sendable {
     /// Default false.
     public var requirePlaintext = false
 
+    /// How much of the log is checked before the WAL opens for writing. `.recent` (default)
+    /// checks every segment's name against its first record and reads the last two segments in
+    /// full; `.full` reads (and, with ``encryption``, authenticates) the whole log first. Either
+    /// refuses to open a log that replay would refuse, leaving it untouched.
+    public var openVerification: OpenVerification = .recent
+
     /// A single-file WAL of the seed's legacy layout to move into ``directory`` on open.
     public var legacyFile: String? = nil
 

@@ -30,7 +30,8 @@ import Glibc
 /// | write, 0 < `res` < remaining | short write (breaks the link: fdatasync gets -ECANCELED) | resubmit the rest, with its fdatasync |
 /// | write, -EINTR / -EAGAIN | transient | resubmit, with its fdatasync |
 /// | write, other error or 0 | the flush failed | ``WALError/io(operation:errno:path:)`` "write" |
-/// | fdatasync, -ECANCELED | its write did not complete | follows the write's outcome |
+/// | fdatasync, -ECANCELED | its write failed or came up short | follows the write's outcome |
+/// | fdatasync, -ECANCELED after a write completed in full | nothing vouches for durability | ``WALError/io(operation:errno:path:)`` "fdatasync" |
 /// | fdatasync, other error | the data is not durable | ``WALError/io(operation:errno:path:)`` "fdatasync" |
 ///
 /// The SQ holds at most two entries at once, far below its size; should it ever be full,
@@ -129,6 +130,7 @@ final class IOUringEngine: IOEngine {
             var writeError: Int32?
             var syncError: Int32?
             var resubmit = false
+            var cancelledSync = false
             while expected > 0 {
                 var (tag, result) = try nextCompletion(flush.file.path)
                 expected -= 1
@@ -143,17 +145,22 @@ final class IOUringEngine: IOEngine {
                         writeError = -result
                     } else if result == 0 && remaining > 0 {
                         writeError = EIO // no progress: the device took nothing
-                    } else if Int(result) < remaining {
-                        flush.written += Int(result)
-                        resubmit = true
                     } else {
+                        Self.report(flush, count: Int(result))
                         flush.written += Int(result)
+                        if Int(result) < remaining { resubmit = true }
                     }
                 } else if result == -ECANCELED {
-                    // Cancelled because its write failed or came up short: follows the write.
+                    cancelledSync = true
                 } else if result < 0 {
                     syncError = -result
                 }
+            }
+            // A linked fdatasync is cancelled when its write failed or came up short, and then
+            // follows the write (an error, or a resubmission with its fdatasync). Cancelled
+            // after a write that completed in full, nothing says the data is durable.
+            if cancelledSync && writeError == nil && !resubmit {
+                syncError = ECANCELED
             }
             inFlight = flush
             if let writeError {
@@ -168,7 +175,10 @@ final class IOUringEngine: IOEngine {
                 try queue(flush)
                 continue
             }
-            if flush.sync { plainWritesSinceSync = false }
+            if flush.sync {
+                plainWritesSinceSync = false
+                Syscall.observer?(.sync(path: flush.file.path))
+            }
             inFlight = nil
         }
     }
@@ -182,6 +192,14 @@ final class IOUringEngine: IOEngine {
         isShutDown = true
         io_uring_queue_exit(ring)
         ring.deallocate()
+    }
+
+    /// Tells ``Syscall/observer`` (the crash-state model) what a write completion put in the
+    /// file, as the POSIX engine's pwrite does: both engines' files follow the same trace.
+    private static func report(_ flush: Flush, count: Int) {
+        guard let observer = Syscall.observer, count > 0 else { return }
+        let bytes = UnsafeRawBufferPointer(start: flush.base + flush.written, count: count)
+        observer(.write(path: flush.file.path, offset: flush.offset + Int64(flush.written), bytes: Array(bytes)))
     }
 
     // MARK: Ring plumbing

@@ -32,6 +32,10 @@ final class SegmentFile {
     /// exclusive create could then not be retried. EINVAL from the O_DIRECT open means the
     /// file system refuses it (ramfs; tmpfs before Linux 6.6), which `.automatic` answers by
     /// keeping the buffered descriptor and `.required` by throwing.
+    ///
+    /// Any failure leaves nothing behind: no descriptor, and no file when this call created it
+    /// (so that an exclusive create can be retried — a rollover that hit EMFILE on the reopen
+    /// must not find its own leftover with EEXIST at every later attempt).
     static func open(path: String, create: Bool, exclusive: Bool = false, directIO: DirectIOPolicy, logger: Logger) throws(WALError) -> SegmentFile {
         var flags = O_RDWR
         if create { flags |= O_CREAT }
@@ -42,14 +46,13 @@ final class SegmentFile {
             let direct = try Syscall.open(path, flags: O_RDWR | CLiburing_O_DIRECT)
             Syscall.close(buffered)
             return SegmentFile(descriptor: direct, path: path, isDirect: true)
-        } catch where error.errno == EINVAL {
-            if directIO == .required {
-                Syscall.close(buffered)
-                if exclusive { try? Syscall.unlink(path) }
-                throw WALError.directIOUnsupported(path: path)
-            }
+        } catch where error.errno == EINVAL && directIO == .automatic {
             logger.info("file system refuses O_DIRECT; using buffered I/O", metadata: ["path": "\(path)"])
             return SegmentFile(descriptor: buffered, path: path, isDirect: false)
+        } catch {
+            Syscall.close(buffered)
+            if create && exclusive { try? Syscall.unlink(path) }
+            throw error.errno == EINVAL ? WALError.directIOUnsupported(path: path) : error
         }
     }
 

@@ -60,20 +60,46 @@ enum Syscall {
         }
     }
 
-    /// Reads up to `buffer.count` bytes at `offset`, continuing after short reads; returns fewer only at EOF.
-    /// Reads until `buffer` is full or the file ends. With O_DIRECT (`direct`), a short read
-    /// means the end of the file: the next offset would be unaligned and pread would refuse it.
+    /// Test hook: when set, each pread asks it how many of the bytes it may read this time (fewer
+    /// than asked makes a short read, 0 a read that returns nothing, as FUSE or NFS may before
+    /// the end of the file). Fault-injection tests only.
+    nonisolated(unsafe) static var shortReadInjector: (@Sendable (_ path: String, _ count: Int) -> Int)?
+
+    /// Reads until `buffer` is full or the file ends; returns fewer bytes than asked only when
+    /// the read reached the file's size.
+    ///
+    /// A short read is not taken as the end of the file: FUSE and NFS (with direct I/O too) may
+    /// return fewer bytes, or none, before it. After a short read the file's size is looked up
+    /// (fstat) and the read continues while it is not reached — with O_DIRECT from the last
+    /// block boundary, so that the offset stays aligned. A file that keeps answering with no
+    /// bytes below its size is an I/O error (EIO), never a short file: recovery would otherwise
+    /// cut records it merely failed to read.
     static func preadFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String,
                           direct: Bool = false) throws(WALError) -> Int {
         var done = 0
+        var emptyReads = 0
         while done < buffer.count {
-            let wanted = buffer.count - done
-            let n = try call("pread", path: path) {
+            let asked = buffer.count - done
+            var wanted = shortReadInjector.map { min(asked, max(0, $0(path, asked))) } ?? asked
+            if direct && wanted > 0 {
+                // O_DIRECT transfers whole blocks: an injected short read is cut to them.
+                wanted = max(AlignedBuffer.alignment, wanted & ~(AlignedBuffer.alignment - 1))
+            }
+            let n = wanted == 0 ? 0 : try call("pread", path: path) {
                 Glibc.pread(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
-            if n == 0 { break }
             done += n
-            if direct && n < wanted { break }
+            if n == asked { continue }
+            // Short: the end of the file, or a file system that returned less than it has.
+            let size = try fileSize(fd, path: path)
+            if offset + Int64(done) >= size { return min(done, Int(max(0, size - offset))) }
+            if n == 0 {
+                emptyReads += 1
+                if emptyReads > 8 { throw WALError.io(operation: "pread", errno: EIO, path: path) }
+            } else {
+                emptyReads = 0
+            }
+            if direct { done = done & ~(AlignedBuffer.alignment - 1) }
         }
         return done
     }
@@ -95,6 +121,7 @@ enum Syscall {
 
     static func fallocate(_ fd: Int32, mode: Int32, offset: Int64, length: Int64, path: String) throws(WALError) {
         _ = try call("fallocate", path: path) { CLiburing_fallocate(fd, mode, off_t(offset), off_t(length)) }
+        if mode == 0 { observer?(.allocate(path: path, length: offset + length)) }
     }
 
     /// The size of the file at `path`, or nil when it is gone.
@@ -209,6 +236,8 @@ enum SyscallEvent: Sendable {
     case create(path: String)
     case write(path: String, offset: Int64, bytes: [UInt8])
     case truncate(path: String, length: Int64)
+    /// fallocate without KEEP_SIZE: the file is at least `length` bytes long (reading zeros).
+    case allocate(path: String, length: Int64)
     /// fsync or fdatasync of a file: its data written so far is durable.
     case sync(path: String)
     case rename(from: String, to: String)

@@ -58,7 +58,8 @@ enum Inspection {
         return try SegmentDirectory.discover(directory).map { (info) throws(WALError) -> SegmentSummary in
             let file = try SegmentFile.openForReading(path: info.path)
             defer { file.close() }
-            let tail = try Recovery.scanTail(of: file, firstLSN: info.firstLSN, engine: engine)
+            let tail = try Recovery.scanTail(of: file, firstLSN: info.firstLSN, place: info.isActive ? .last : .sealed,
+                                             engine: engine)
             let count = Int(tail.nextLSN - info.firstLSN)
             return SegmentSummary(segment: info, lastLSN: count > 0 ? tail.nextLSN - 1 : nil, recordCount: count,
                                   dataEnd: tail.end, encryptionKeyID: tail.preamble?.keyID)

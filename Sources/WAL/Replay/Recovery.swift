@@ -1,6 +1,20 @@
-/// Finds where the log really ends, so a reopened WAL resumes exactly after its last valid record.
+/// Finds where the log really ends before a writer resumes it, and checks that the log it
+/// resumes is one that replay can read back.
+///
+/// What opening for writing checks (``OpenVerification``):
+/// - `.recent` (default): every segment's first record is the one its name says (one 4 KiB
+///   read per segment: the name chain), and the last two segments are read in full with the
+///   replay rules — the last segment against its predecessor, every CRC, LSN and required type
+///   in both, and ``EndOfLog``'s rules for where the last one ends.
+/// - `.full`: the whole log read with the replay rules (and authenticated, when a key ring is
+///   configured) before the WAL opens.
+///
+/// Any problem refuses the open with the error replay would throw, and nothing is changed on
+/// disk: a writer never appends to a log that its own replay would refuse.
 enum Recovery {
     struct Tail {
+        /// The last segment.
+        var segment: SegmentInfo
         /// The end of the last valid record.
         var end: Int64
         /// The LSN the next record gets.
@@ -10,34 +24,79 @@ enum Recovery {
         /// The segment's encryption preamble, if it has one.
         var preamble: SegmentPreamble?
         /// Whether the segment holds at least one record.
-        var hasRecords: Bool { nextLSN > firstLSN }
-        var firstLSN: LSN
+        var hasRecords: Bool { nextLSN > segment.firstLSN }
     }
 
-    /// Scans the last segment. A torn or invalid tail, and stale records after it, are
-    /// where the log ends; a valid record with an LSN above the one due is a gap (an error).
-    static func scanTail(of file: SegmentFile, firstLSN: LSN, engine: IOEngine) throws(WALError) -> Tail {
+    /// Checks the log as `verification` says and returns where it ends; nil when there is no
+    /// segment. Reads only: nothing is repaired here.
+    static func findTail(of segments: [SegmentInfo], directory: String, verification: OpenVerification,
+                         recordTypes: Set<RecordType>, keyRing: KeyRing?) throws(WALError) -> Tail? {
+        guard let last = segments.last else { return nil }
+        let from: LSN
+        switch verification {
+        case .recent:
+            for segment in segments.dropLast(2) { try checkName(of: segment) }
+            from = segments.count >= 2 ? segments[segments.count - 2].firstLSN : last.firstLSN
+        case .full:
+            from = 1
+        }
+        let cursor = ReplayCursor(directory: directory, from: from, recordTypes: recordTypes,
+                                  keyRing: verification == .full ? keyRing : nil, segments: segments)
+        while try cursor.nextView({ _ in () }) != nil {}
+        guard let end = cursor.logEnd, end.segment.firstLSN == last.firstLSN else {
+            preconditionFailure("a cursor that ended without error ends in the last segment")
+        }
+        return Tail(segment: last, end: end.offset, nextLSN: end.nextLSN, fileSize: end.fileSize, preamble: end.preamble)
+    }
+
+    /// The name chain: the segment's first record must be the one its name says. One read of
+    /// the first block; the record's checksum is checked when it is replayed.
+    static func checkName(of segment: SegmentInfo) throws(WALError) {
+        let file = try SegmentFile.openForReading(path: segment.path)
+        defer { file.close() }
+        let block = AlignedBuffer(capacity: AlignedBuffer.alignment)
+        let count = try Syscall.preadFull(file.descriptor, block.slice(0..<block.capacity), offset: 0, path: segment.path)
+        var bytes = UnsafeRawBufferPointer(block.slice(0..<count))
+        var offset = 0
+        if SegmentPreamble.starts(bytes), case .success(let preamble) = SegmentPreamble.decode(bytes) {
+            offset = preamble.encodedSize
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+        }
+        guard let header = RecordHeader(decoding: bytes) else {
+            throw WALError.corruption(segment: segment.name, offset: Int64(offset), lsn: segment.firstLSN,
+                                      reason: "a sealed segment that does not start with a record")
+        }
+        guard header.lsn == segment.firstLSN else {
+            throw WALError.corruption(segment: segment.name, offset: Int64(offset), lsn: segment.firstLSN,
+                                      reason: "first record has LSN \(header.lsn), but the segment's name says \(segment.firstLSN)")
+        }
+    }
+
+    /// Scans one segment for a summary (`wal segments`): its records up to the first thing
+    /// that is not the record due, by ``EndOfLog``'s rules for its place. Never throws for
+    /// damage (`verify` reports it); `place` only decides where the scan stops.
+    static func scanTail(of file: SegmentFile, firstLSN: LSN, place: EndOfLog.Place, engine: IOEngine) throws(WALError) -> (end: Int64, nextLSN: LSN, preamble: SegmentPreamble?) {
         let scanner = try SegmentScanner(file: file, engine: engine)
         var due = firstLSN
         var end = scanner.offset
-        scan: while true {
+        while true {
+            let finding: EndOfLog.Finding
             switch try scanner.next() {
-            case .record(let header, _):
-                if header.lsn > due {
-                    throw WALError.lsnGap(segment: FilePaths.lastComponent(file.path), expected: due, found: header.lsn)
-                }
-                if header.lsn < due { break scan }
-                due += 1
-                end = scanner.offset
-            case .end, .invalid:
-                break scan
+            case .record(let header, _, let afterPadding): finding = .record(lsn: header.lsn, afterPadding: afterPadding)
+            case .end: finding = .endOfData
+            case .invalid(_, let reason): finding = .invalid(reason: reason)
             }
+            guard EndOfLog.decide(finding, due: due, segmentFirstLSN: firstLSN, place: place) == .record else { break }
+            due += 1
+            end = scanner.offset
         }
-        return Tail(end: end, nextLSN: due, fileSize: scanner.fileSize, preamble: scanner.preamble, firstLSN: firstLSN)
+        return (end, due, scanner.preamble)
     }
 
     /// Removes everything after `tail.end` and makes the cut durable before anything new is
     /// written, so that bytes of a torn write or of an older log can never be replayed later.
+    /// Only bytes after the last record of the durable prefix are cut: nothing there was
+    /// ever acknowledged (see ``EndOfLog``).
     static func repair(_ file: SegmentFile, tail: Tail) throws(WALError) {
         if tail.fileSize != tail.end {
             try Syscall.ftruncate(file.descriptor, length: tail.end, path: file.path)
@@ -45,4 +104,17 @@ enum Recovery {
         // Always: records that reached the page cache before a crash may not be on disk yet.
         try Syscall.fsync(file.descriptor, path: file.path)
     }
+}
+
+/// How much of the log a writer checks when it opens (``WALConfiguration/openVerification``).
+public enum OpenVerification: String, Sendable, CaseIterable {
+    /// The name chain (each segment's first record against its name: one small read per
+    /// segment), and the last two segments read in full with the replay rules. Catches a
+    /// misnamed or stray last segment, a gap or overlap between the last two segments, and
+    /// damage in either; damage deeper in a sealed segment is found by replay or `wal verify`.
+    case recent
+    /// The whole log read with the replay rules — every CRC, LSN, segment name and required
+    /// record type, and every encrypted record authenticated when a key ring is configured —
+    /// before the WAL opens. Costs a full read of the log (docs/PERFORMANCE.md).
+    case full
 }

@@ -1,16 +1,14 @@
 import Glibc
 
-/// Streams the records of a WAL directory in LSN order, enforcing the recovery rules.
+/// Streams the records of a WAL directory in LSN order, enforcing the recovery rules: where
+/// the log ends, and what is an error instead, is decided by ``EndOfLog`` (the same table
+/// recovery and `verify` use). Besides those, per record and per segment:
 ///
-/// | what is found | in a sealed segment | in the last segment |
-/// |---|---|---|
-/// | bytes that are not a valid record (torn, bad CRC, bad magic) | ``WALError/corruption(segment:offset:lsn:reason:)`` | end of the log (a crash cut the last write) |
-/// | a valid record with an LSN above the one due | ``WALError/lsnGap(segment:expected:found:)`` | the same |
-/// | a valid record with an LSN below the one due | corruption | end of the log (stale bytes) |
-/// | non-zero bytes after the end of data | corruption | ignored |
-/// | a segment named other than the LSN due | ``WALError/lsnGap(segment:expected:found:)`` | the same |
-/// | an unknown type with the required bit | ``WALError/unknownRequiredRecordType(type:lsn:segment:)`` | the same |
-/// | an unknown type without it | skipped (its LSN still counts) | the same |
+/// | what is found | result |
+/// |---|---|
+/// | a segment named other than the LSN due | ``WALError/lsnGap(segment:expected:found:)`` (above), corruption (below) |
+/// | an unknown type with the required bit | ``WALError/unknownRequiredRecordType(type:lsn:segment:)`` |
+/// | an unknown type without it | skipped (its LSN still counts) |
 ///
 /// Only one segment is open at a time and the scanner's window is reused, so memory is
 /// bounded by the largest record. Segments are listed when the cursor starts: a cursor
@@ -38,15 +36,28 @@ final class ReplayCursor {
     private let follow: Bool
     /// Where the last valid record of the open segment ends (where a live edge resumes).
     private var recordEnd: Int64 = 0
-    /// Follow mode: an LSN gap (due, found) seen once at the live edge, to be confirmed.
-    private var suspectedGap: (LSN, LSN)?
     /// Follow mode in the writer's process: the writer's cache of the active segment's newest
     /// bytes (registered while this cursor lives, so the writer fills it).
     private let liveEdge: LiveEdgeCache?
 
+    /// Where the log ended, once ``next()`` returned nil at the end of the last segment (not
+    /// in follow mode): the segment, the end of its last valid record, the LSN due next, the
+    /// file's size and the segment's preamble. Recovery resumes the log there.
+    struct LogEnd {
+        var segment: SegmentInfo
+        var offset: Int64
+        var nextLSN: LSN
+        var fileSize: Int64
+        var preamble: SegmentPreamble?
+    }
+    private(set) var logEnd: LogEnd?
+
+    /// - Parameter segments: the directory's segments when the caller has just listed them
+    ///   (otherwise they are listed at the first read).
     init(directory: String, from: LSN, recordTypes: Set<RecordType>, keyRing: KeyRing? = nil, requirePlaintext: Bool = false,
-         follow: Bool = false, liveEdge: LiveEdgeCache? = nil) {
+         follow: Bool = false, liveEdge: LiveEdgeCache? = nil, segments: [SegmentInfo]? = nil) {
         self.directory = directory
+        self.segments = segments
         self.follow = follow
         self.liveEdge = liveEdge
         liveEdge?.register()
@@ -106,52 +117,54 @@ final class ReplayCursor {
                 continue
             }
             let segment = segments[index]
-            switch try scanner.next() {
-            case .record(let header, let payload):
-                let due = expectedLSN!
-                if header.lsn != due {
-                    if header.lsn > due {
-                        // At the live edge a read can see zeros where records are being written
-                        // and, read a moment later, records after them: zeros skipped as padding,
-                        // then a later LSN. Look again once; a gap seen twice is real.
-                        if follow && isLastSegment && !(suspectedGap.map { $0 == (due, header.lsn) } ?? false) {
-                            suspectedGap = (due, header.lsn)
-                            return nil
-                        }
-                        throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn)
-                    }
-                    if isLastSegment { return follow ? nil : finish() }
-                    let reason = due == segment.firstLSN
-                        ? "first record has LSN \(header.lsn), but the segment's name says \(segment.firstLSN)"
-                        : "record repeats LSN \(header.lsn)"
-                    throw WALError.corruption(segment: segment.name, offset: scanner.offset - Int64(header.recordLength),
-                                              lsn: due, reason: reason)
-                }
-                expectedLSN = due + 1
-                recordEnd = scanner.offset
-                suspectedGap = nil
-                if header.lsn < from { continue }
-                let type = RecordType(rawValue: header.storedType)
-                if !recordTypes.contains(type) {
-                    if type.isRequired {
-                        throw WALError.unknownRequiredRecordType(type: type.rawValue, lsn: header.lsn, segment: segment.name)
-                    }
-                    continue
-                }
-                let encrypted = RecordType.isEncrypted(storedValue: header.storedType)
-                let plaintext = encrypted ? try decrypt(payload, header: header, segment: segment.name) : nil
-                return Found(header: header, type: type, stored: payload, plaintext: plaintext)
-            case .end:
-                if isLastSegment && follow { return nil }
-                if !isLastSegment, let offset = try scanner.firstNonZeroByte() {
-                    throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!,
+            let step = try scanner.next()
+            let due = expectedLSN!
+            let finding: EndOfLog.Finding
+            switch step {
+            case .record(let header, _, let afterPadding): finding = .record(lsn: header.lsn, afterPadding: afterPadding)
+            case .end: finding = .endOfData
+            case .invalid(_, let reason): finding = .invalid(reason: reason)
+            }
+            let place: EndOfLog.Place = !isLastSegment ? .sealed : follow ? .liveEdge : .last
+            switch EndOfLog.decide(finding, due: due, segmentFirstLSN: segment.firstLSN, place: place) {
+            case .record:
+                break
+            case .endOfSegment:
+                if let offset = try scanner.firstNonZeroByte() {
+                    throw WALError.corruption(segment: segment.name, offset: offset, lsn: due,
                                               reason: "data after the end of the segment's records")
                 }
                 closeSegment()
-            case .invalid(let offset, let reason):
-                if isLastSegment { return follow ? nil : finish() }
-                throw WALError.corruption(segment: segment.name, offset: offset, lsn: expectedLSN!, reason: reason)
+                continue
+            case .endOfLog:
+                return finish()
+            case .liveEdge:
+                return nil
+            case .gap(let found):
+                throw WALError.lsnGap(segment: segment.name, expected: due, found: found)
+            case .corruption(let reason):
+                let offset: Int64
+                switch step {
+                case .record(let header, _, _): offset = scanner.offset - Int64(header.recordLength)
+                case .invalid(let at, _): offset = at
+                case .end: offset = scanner.offset
+                }
+                throw WALError.corruption(segment: segment.name, offset: offset, lsn: due, reason: reason)
             }
+            guard case .record(let header, let payload, _) = step else { preconditionFailure("decided .record") }
+            expectedLSN = due + 1
+            recordEnd = scanner.offset
+            if header.lsn < from { continue }
+            let type = RecordType(rawValue: header.storedType)
+            if !recordTypes.contains(type) {
+                if type.isRequired {
+                    throw WALError.unknownRequiredRecordType(type: type.rawValue, lsn: header.lsn, segment: segment.name)
+                }
+                continue
+            }
+            let encrypted = RecordType.isEncrypted(storedValue: header.storedType)
+            let plaintext = encrypted ? try decrypt(payload, header: header, segment: segment.name) : nil
+            return Found(header: header, type: type, stored: payload, plaintext: plaintext)
         }
     }
 
@@ -192,7 +205,7 @@ final class ReplayCursor {
         decryption = nil
         if let keyRing {
             if let preamble = scanner.preamble {
-                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, epoch: preamble.epoch)) }
+                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, preamble: preamble)) }
                     ?? .failure(.unknownKey(id: preamble.keyID, segment: segment.name))
             } else if let epoch = keyRing.seedEpoch {
                 decryption = .success(RecordCipher(key: keyRing.current, epoch: epoch))
@@ -268,6 +281,10 @@ final class ReplayCursor {
     }
 
     private func finish() -> Found? {
+        if let scanner, let segment = segments?[index], isLastSegment {
+            logEnd = LogEnd(segment: segment, offset: recordEnd, nextLSN: expectedLSN ?? segment.firstLSN,
+                            fileSize: scanner.fileSize, preamble: scanner.preamble)
+        }
         closeSegment()
         finished = true
         return nil

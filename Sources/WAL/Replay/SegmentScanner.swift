@@ -19,16 +19,20 @@ import Glibc
 /// with it (one 1 MiB read in flight, 730–890 MB/s) — the kernel's readahead keeps more than
 /// one request in flight (docs/PERFORMANCE.md).
 ///
+/// What a finding means for the log (end, gap, corruption) is not the scanner's to say: see
+/// ``EndOfLog``.
+///
 /// Zero bytes, where a header should start:
 /// | where | what it is | result |
 /// |---|---|---|
 /// | at a 4 KiB boundary | unused space: nothing is ever written after a zero block | end |
-/// | inside a block, zeros up to the boundary | the seed's O_DIRECT padding | skip to the boundary |
+/// | inside a block, zeros up to the boundary | the seed's O_DIRECT padding (or a lost rewrite) | skip to the boundary |
 /// | inside a block, non-zero bytes before the boundary | damage | invalid |
 final class SegmentScanner {
     enum Step {
         /// A valid record. `payload` stays valid until the next call to ``next()``.
-        case record(RecordHeader, payload: UnsafeRawBufferPointer)
+        /// `afterPadding`: zeros before it (up to its block boundary) were skipped as padding.
+        case record(RecordHeader, payload: UnsafeRawBufferPointer, afterPadding: Bool)
         /// No more data: end of file, or zeros from here on.
         case end
         /// The bytes at `offset` are not a valid record.
@@ -108,7 +112,7 @@ final class SegmentScanner {
             switch SegmentPreamble.decode(head) {
             case .success(let preamble):
                 self.preamble = preamble
-                self.offset = Int64(SegmentPreamble.size)
+                self.offset = Int64(preamble.encodedSize)
             case .failure(let problem):
                 throw WALError.corruption(segment: FilePaths.lastComponent(file.path), offset: 0, lsn: 0,
                                           reason: problem.description)
@@ -134,6 +138,7 @@ final class SegmentScanner {
 
     /// Reads the record at the current offset.
     func next() throws(WALError) -> Step {
+        var afterPadding = false
         while true {
             if offset >= fileSize { return .end }
             let available = try load(RecordHeader.size, at: offset)
@@ -150,6 +155,7 @@ final class SegmentScanner {
                     return .invalid(offset: offset, reason: "zero header followed by non-zero bytes")
                 }
                 offset = boundary
+                afterPadding = true
                 continue
             }
             guard let header = RecordHeader(decoding: headerBytes) else {
@@ -174,7 +180,7 @@ final class SegmentScanner {
                 throw WALError.unsupportedFormatVersion(version: header.version, segment: FilePaths.lastComponent(file.path), offset: offset)
             }
             offset += Int64(recordLength)
-            return .record(header, payload: payload)
+            return .record(header, payload: payload, afterPadding: afterPadding)
         }
     }
 

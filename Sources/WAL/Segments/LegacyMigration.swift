@@ -19,7 +19,7 @@ enum LegacyMigration {
         }
         let scanner = try SegmentScanner(file: file, engine: POSIXEngine())
         var firstLSN: LSN = 1
-        if case .record(let header, _) = try scanner.next() { firstLSN = header.lsn }
+        if case .record(let header, _, _) = try scanner.next() { firstLSN = header.lsn }
         file.close()
         try Syscall.makeDirectories(directory)
         let target = SegmentDirectory.path(directory, firstLSN: firstLSN)
