@@ -376,12 +376,5 @@ struct CrashStateTests {
 /// A fresh directory on tmpfs for one crash image (opened with buffered I/O there, which is
 /// all a crash image needs: what is checked is what the bytes replay to).
 func withImageDirectory<T>(_ body: (String) throws -> T) throws -> T {
-    let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : "/tmp"
-    var template = Array("\(base)/swift-wal-crash-XXXXXX".utf8CString)
-    let path = try template.withUnsafeMutableBufferPointer { buffer -> String in
-        guard let result = mkdtemp(buffer.baseAddress!) else { throw POSIXError(.init(rawValue: errno)!) }
-        return String(cString: result)
-    }
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try body(path)
+    try withTemporaryDirectory(in: FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : "/tmp", body)
 }

@@ -5,9 +5,10 @@ import Testing
 @testable import WAL
 @testable import WALCrash
 
-/// A fresh directory under /tmp (ext4 on these machines, so O_DIRECT works), removed afterwards.
-func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
-    var template = Array("/tmp/swift-wal-test-XXXXXX".utf8CString)
+/// A fresh directory under `base` — by default /tmp (ext4 on these machines, so O_DIRECT
+/// works) — removed afterwards.
+func withTemporaryDirectory<T>(in base: String = "/tmp", _ body: (String) throws -> T) throws -> T {
+    var template = Array("\(base)/swift-wal-test-XXXXXX".utf8CString)
     let path = try template.withUnsafeMutableBufferPointer { buffer -> String in
         guard let result = mkdtemp(buffer.baseAddress!) else { throw POSIXError(.init(rawValue: errno)!) }
         return String(cString: result)

@@ -12,25 +12,10 @@
 /// Any problem refuses the open with the error replay would throw, and nothing is changed on
 /// disk: a writer never appends to a log that its own replay would refuse.
 enum Recovery {
-    struct Tail {
-        /// The last segment.
-        var segment: SegmentInfo
-        /// The end of the last valid record.
-        var end: Int64
-        /// The LSN the next record gets.
-        var nextLSN: LSN
-        /// The file's size before repair.
-        var fileSize: Int64
-        /// The segment's encryption preamble, if it has one.
-        var preamble: SegmentPreamble?
-        /// Whether the segment holds at least one record.
-        var hasRecords: Bool { nextLSN > segment.firstLSN }
-    }
-
     /// Checks the log as `verification` says and returns where it ends; nil when there is no
     /// segment. Reads only: nothing is repaired here.
     static func findTail(of segments: [SegmentInfo], directory: String, verification: OpenVerification,
-                         recordTypes: Set<RecordType>, keyRing: KeyRing?) throws(WALError) -> Tail? {
+                         recordTypes: Set<RecordType>, keyRing: KeyRing?) throws(WALError) -> ReplayCursor.LogEnd? {
         guard let last = segments.last else { return nil }
         let from: LSN
         switch verification {
@@ -46,7 +31,7 @@ enum Recovery {
         guard let end = cursor.logEnd, end.segment.firstLSN == last.firstLSN else {
             preconditionFailure("a cursor that ended without error ends in the last segment")
         }
-        return Tail(segment: last, end: end.offset, nextLSN: end.nextLSN, fileSize: end.fileSize, preamble: end.preamble)
+        return end
     }
 
     /// The name chain: the segment's first record must be the one its name says. One read of
@@ -97,7 +82,7 @@ enum Recovery {
     /// written, so that bytes of a torn write or of an older log can never be replayed later.
     /// Only bytes after the last record of the durable prefix are cut: nothing there was
     /// ever acknowledged (see ``EndOfLog``).
-    static func repair(_ file: SegmentFile, tail: Tail) throws(WALError) {
+    static func repair(_ file: SegmentFile, tail: ReplayCursor.LogEnd) throws(WALError) {
         if tail.fileSize != tail.end {
             try Syscall.ftruncate(file.descriptor, length: tail.end, path: file.path)
         }

@@ -44,11 +44,18 @@ final class ReplayCursor {
     /// in follow mode): the segment, the end of its last valid record, the LSN due next, the
     /// file's size and the segment's preamble. Recovery resumes the log there.
     struct LogEnd {
+        /// The last segment.
         var segment: SegmentInfo
-        var offset: Int64
+        /// The end of its last valid record.
+        var end: Int64
+        /// The LSN the next record gets.
         var nextLSN: LSN
+        /// The file's size when it was read.
         var fileSize: Int64
+        /// The segment's encryption preamble, if it has one.
         var preamble: SegmentPreamble?
+        /// Whether the segment holds at least one record.
+        var hasRecords: Bool { nextLSN > segment.firstLSN }
     }
     private(set) var logEnd: LogEnd?
 
@@ -282,7 +289,7 @@ final class ReplayCursor {
 
     private func finish() -> Found? {
         if let scanner, let segment = segments?[index], isLastSegment {
-            logEnd = LogEnd(segment: segment, offset: recordEnd, nextLSN: expectedLSN ?? segment.firstLSN,
+            logEnd = LogEnd(segment: segment, end: recordEnd, nextLSN: expectedLSN ?? segment.firstLSN,
                             fileSize: scanner.fileSize, preamble: scanner.preamble)
         }
         closeSegment()
