@@ -115,7 +115,7 @@ struct CorruptionTests {
 
             let file = try SegmentFile.openForReading(path: segment)
             defer { file.close() }
-            let scanner = try SegmentScanner(file: file, engine: POSIXEngine())
+            let scanner = try SegmentScanner(file: file)
             for _ in 0..<5 {
                 guard case .record = try scanner.next() else { Issue.record("expected a record"); return }
             }

@@ -361,7 +361,7 @@ struct CrashStateTests {
     static func hasRecordAfterPaddingAboveDue(_ directory: String) -> Bool {
         guard let last = try? SegmentDirectory.discover(directory).last,
               let file = try? SegmentFile.openForReading(path: last.path),
-              let scanner = try? SegmentScanner(file: file, engine: POSIXEngine()) else { return false }
+              let scanner = try? SegmentScanner(file: file) else { return false }
         defer { file.close() }
         var due = last.firstLSN
         while case .record(let header, _, let afterPadding)? = try? scanner.next() {

@@ -169,6 +169,7 @@ final class LogWriter: @unchecked Sendable {
     /// Called (lock held) by an append whose buffer is full while the other is still out:
     /// writes the queued buffer itself when the role is free, else waits for a buffer.
     private func waitForBuffer() throws(WALError) {
+        lock.assertHeld()
         appendInProgress = true
         if !ioBusy {
             runCycle(want: 0)
@@ -286,6 +287,7 @@ final class LogWriter: @unchecked Sendable {
     /// outside the lock, publishes the result. `want` is the caller's own LSN (0 for none);
     /// the job syncs when it covers every LSN anyone waits for.
     private func runCycle(want: LSN) {
+        lock.assertHeld()
         guard let writer, failure == nil else { return }
         ioBusy = true
         if configuration.maxBatchDelay > .zero && writer.queuedJob == nil {
@@ -333,6 +335,7 @@ final class LogWriter: @unchecked Sendable {
     /// Runs `body` holding the role (lock held throughout: for rollover and close, which are
     /// rare and must not interleave with appends). The caller checked that the role is free.
     private func withRole<T>(_ body: () throws(WALError) -> T) throws(WALError) -> T {
+        lock.assertHeld()
         precondition(!ioBusy)
         ioBusy = true
         defer {
@@ -347,6 +350,7 @@ final class LogWriter: @unchecked Sendable {
     private var hasDemand: Bool { max(waiters.highest, requestedLSN) > lastDurableLSN }
 
     private func publishDurable(_ lsn: LSN) {
+        lock.assertHeld()
         guard lsn > lastDurableLSN else { return }
         lastDurableLSN = lsn
         durableMirror.store(lsn, ordering: .releasing)
@@ -373,6 +377,7 @@ final class LogWriter: @unchecked Sendable {
 
     /// Waits on `condition` (lock held), resuming released waiters first.
     private func wait(on condition: ConditionLock.Condition) {
+        lock.assertHeld()
         if !released.isEmpty || !watcherWakes.isEmpty {
             unlockAndResume()
             lock.lock()
@@ -383,6 +388,7 @@ final class LogWriter: @unchecked Sendable {
 
     /// Makes the WAL refuse further work and fails every waiter (sticky: see the type's docs).
     private func fail(_ error: WALError) {
+        lock.assertHeld()
         if failure == nil {
             failure = error
             logger.error("WAL write path failed; refusing further writes", metadata: ["error": "\(error)"])
@@ -435,6 +441,7 @@ final class LogWriter: @unchecked Sendable {
     /// usable and keeps appending to the active segment; (3) the old file is closed, the
     /// directory fsynced. A crash at any point leaves a log that replays in full.
     private func roll() throws(WALError) {
+        lock.assertHeld()
         let writer = writer!
         guard writer.nextLSN > writer.firstLSN else { return }
         liveEdge.invalidate()  // the sealing writes below are not recorded in it

@@ -29,6 +29,16 @@ final class AlignedBuffer {
         return UnsafeMutableRawBufferPointer(rebasing: bytes[range])
     }
 
+    /// Asserts (debug builds) what O_DIRECT demands of a transfer: memory, length and file
+    /// offset aligned. Checked before every direct write and read, so that a violation is a
+    /// crash at the line that caused it, not an EINVAL from the kernel later.
+    static func assertAligned(_ bytes: UnsafeRawBufferPointer, offset: Int64, direct: Bool) {
+        guard direct else { return }
+        assert(Int(bitPattern: bytes.baseAddress) % alignment == 0, "O_DIRECT buffer not \(alignment)-aligned")
+        assert(bytes.count % alignment == 0, "O_DIRECT length \(bytes.count) not a multiple of \(alignment)")
+        assert(offset % Int64(alignment) == 0, "O_DIRECT offset \(offset) not a multiple of \(alignment)")
+    }
+
     static func alignDown(_ value: Int) -> Int { value & ~(alignment - 1) }
     static func alignUp(_ value: Int) -> Int { (value + alignment - 1) & ~(alignment - 1) }
     static func alignDown(_ value: Int64) -> Int64 { value & ~Int64(alignment - 1) }

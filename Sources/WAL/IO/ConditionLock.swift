@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A pthread mutex with condition variables: what the commit path needs to wait for a flush
 /// while letting others append (Swift's `Mutex` has no condition variables).
@@ -7,6 +8,11 @@ import Glibc
 /// properties, read afresh after every wait, and never hold an `inout` access across a wait.
 final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    #if DEBUG
+    /// The holder's thread (debug builds only), for ``assertHeld(file:line:)``.
+    private let owner = Atomic<UInt>(0)
+    private static var currentThread: UInt { UInt(pthread_self()) }
+    #endif
 
     init() {
         mutex = .allocate(capacity: 1)
@@ -23,11 +29,34 @@ final class ConditionLock: @unchecked Sendable {
     func lock() {
         let rc = pthread_mutex_lock(mutex)
         precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+        markHeld()
     }
 
     func unlock() {
+        markReleased()
         let rc = pthread_mutex_unlock(mutex)
         precondition(rc == 0, "pthread_mutex_unlock failed: \(rc)")
+    }
+
+    /// Traps in debug builds unless the calling thread holds the lock: the check behind every
+    /// "lock held" in a comment. Free in release builds.
+    func assertHeld(file: StaticString = #fileID, line: UInt = #line) {
+        #if DEBUG
+        assert(owner.load(ordering: .relaxed) == Self.currentThread, "the lock must be held here", file: file, line: line)
+        #endif
+    }
+
+    private func markHeld() {
+        #if DEBUG
+        owner.store(Self.currentThread, ordering: .relaxed)
+        #endif
+    }
+
+    private func markReleased() {
+        #if DEBUG
+        assertHeld()
+        owner.store(0, ordering: .relaxed)
+        #endif
     }
 
     /// A condition variable waited on with this lock held.
@@ -54,8 +83,10 @@ final class ConditionLock: @unchecked Sendable {
 
         /// Releases the lock, sleeps until signalled (or spuriously), and takes the lock again.
         func wait() {
+            lock.markReleased()
             let rc = pthread_cond_wait(condition, lock.mutex)
             precondition(rc == 0, "pthread_cond_wait failed: \(rc)")
+            lock.markHeld()
         }
 
         /// As ``wait()``, but returns after `nanoseconds` at the latest.
@@ -65,7 +96,9 @@ final class ConditionLock: @unchecked Sendable {
             let total = Int64(deadline.tv_nsec) + nanoseconds
             deadline.tv_sec += Int(total / 1_000_000_000)
             deadline.tv_nsec = Int(total % 1_000_000_000)
+            lock.markReleased()
             _ = pthread_cond_timedwait(condition, lock.mutex, &deadline)
+            lock.markHeld()
         }
 
         func signal() { pthread_cond_signal(condition) }

@@ -34,26 +34,45 @@ public enum IOUringSyncMethod: String, Sendable, CaseIterable {
     case linkedFdatasync
 }
 
-/// The data path of a segment file. Engines differ in how they move bytes, never in which
-/// bytes they move: the segment writer decides every byte and offset, so both engines
-/// produce identical files.
+/// How durable a write must be when it completes.
+enum WriteDurability: Equatable, Sendable {
+    /// The kernel has the bytes (nothing is promised about the device).
+    case none
+    /// This write's bytes are durable; every earlier write to the file already is, so a
+    /// write that is its own sync (`RWF_DSYNC`) is enough.
+    case thisWrite
+    /// This write's bytes and every earlier write to the file are durable: a sync of the
+    /// file's data after this write.
+    case fileData
+}
+
+/// One write to a segment: whole 4 KiB blocks at a block-aligned offset (as O_DIRECT
+/// demands), from a buffer that stays untouched until the write completes, and the durability
+/// the write must have when it completes. An empty request is a sync alone.
+struct WriteRequest {
+    let bytes: UnsafeRawBufferPointer
+    let offset: Int64
+    let file: SegmentFile
+    let durability: WriteDurability
+}
+
+/// The data path of a segment file: it writes a request, durably when the request says so —
+/// nothing else. Engines differ in how they move bytes, never in which bytes they move: the
+/// segment writer decides every byte, offset and durability, so both engines produce
+/// identical files, and an engine keeps no history of earlier writes.
 ///
-/// At most one write is outstanding per engine. Its bytes must stay untouched until
-/// ``complete()`` returns; the writer's double-buffered ring guarantees that by filling
-/// the other buffer meanwhile.
+/// Submitting and completing are apart (``submit(_:)`` returns once the write is on its way,
+/// ``complete()`` waits for the oldest submitted one), so that an engine can have several
+/// writes in flight; the WAL submits one at a time today.
 protocol IOEngine: AnyObject {
     var kind: IOEngineKind { get }
 
-    /// Starts writing `bytes` at `offset` (both aligned for O_DIRECT), followed by an
-    /// fdatasync when `sync` is set. A synchronous engine finishes before returning.
-    func submitWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int64, to file: SegmentFile, sync: Bool) throws(WALError)
+    /// Starts `request`. A synchronous engine finishes it before returning.
+    func submit(_ request: WriteRequest) throws(WALError)
 
-    /// Waits for the outstanding write, if any, and throws its failure.
+    /// Waits for the oldest submitted request and throws its failure.
     func complete() throws(WALError)
 
-    /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, from file: SegmentFile) throws(WALError) -> Int
-
-    /// Releases the engine's resources. Outstanding work must have been completed.
+    /// Releases the engine's resources. Every submitted request must have been completed.
     func shutdown()
 }

@@ -1,28 +1,30 @@
 import CLiburing
 import Glibc
 
-/// The io_uring engine. How a sync flush becomes durable is its ``IOUringSyncMethod``:
-/// - `.linkedFdatasync`: a write SQE linked (`IOSQE_IO_LINK`) to an fdatasync SQE
-///   (`IORING_FSYNC_DATASYNC`);
-/// - `.dsyncWrites`: every write SQE carries `RWF_DSYNC`, so the kernel completes a write only
-///   once it is durable (a FUA write where the device allows) — one SQE per flush;
-/// - `.adaptive` (default): a dsync write when the sync flush is the only write since the last
-///   sync, the linked pair when plain writes (full buffers) preceded it.
+/// The io_uring engine. How a durable request becomes durable is its ``IOUringSyncMethod``,
+/// applied to the durability the request asks for (the engine keeps no history of its own):
 ///
-/// Why: io_uring always hands fsync to an io-wq worker thread, two extra context switches per
-/// commit; on the reference machine that made single-writer commits ~12 % slower than
-/// pwrite+fdatasync, while a dsync write matched it. But a dsync write only covers its own
-/// range — with FUA it does not flush the device cache — so it cannot vouch for earlier plain
-/// writes, and making every write dsync doubled the syncs of streaming workloads (where a
-/// buffer fills before each sync point). The adaptive rule takes the single dsync write where
-/// it is enough and the linked fdatasync where earlier writes need it (docs/PERFORMANCE.md).
+/// | request | `.adaptive` (default) | `.dsyncWrites` | `.linkedFdatasync` |
+/// |---|---|---|---|
+/// | ``WriteDurability/none`` | write | `RWF_DSYNC` write | write |
+/// | ``WriteDurability/thisWrite`` | `RWF_DSYNC` write | `RWF_DSYNC` write | write → fdatasync |
+/// | ``WriteDurability/fileData`` | write → fdatasync | `RWF_DSYNC` write (every earlier write was one too) | write → fdatasync |
+/// | empty, ``WriteDurability/fileData`` | fdatasync | nothing (every write was durable) | fdatasync |
 ///
-/// A flush that is a sync is submitted together with the wait for it (one
-/// `io_uring_submit_and_wait`); a plain flush is submitted at once. Only the holder of the WAL's
-/// I/O role calls the engine, and it waits for each flush before taking the next (see
-/// ``LogWriter``); appends fill the writer's other buffer meanwhile, on other threads.
+/// "write → fdatasync" is a write SQE linked (`IOSQE_IO_LINK`) to an fdatasync SQE
+/// (`IORING_FSYNC_DATASYNC`). Why adaptive: io_uring always hands fsync to an io-wq worker
+/// thread, two extra context switches per commit; on the reference machine that made
+/// single-writer commits ~12 % slower than pwrite+fdatasync, while a dsync write matched it.
+/// But a dsync write only covers its own range — with FUA it does not flush the device cache —
+/// so it cannot vouch for earlier plain writes, and making every write dsync doubled the syncs
+/// of streaming workloads (where a buffer fills before each sync point). The segment writer
+/// knows which case a request is, and says so in its durability (docs/PERFORMANCE.md).
 ///
-/// One ring per WAL, one flush in flight at a time. Every completion is checked:
+/// A durable request is submitted together with the wait for it (one
+/// `io_uring_submit_and_wait`); a plain one is submitted at once.
+///
+/// One ring per WAL, one request in flight at a time (``submit(_:)`` and ``complete()`` are
+/// apart, but the WAL completes each before it submits the next). Every completion is checked:
 ///
 /// | completion | meaning | action |
 /// |---|---|---|
@@ -49,25 +51,28 @@ final class IOUringEngine: IOEngine {
     /// SQEs are queued but not yet submitted (a sync flush waits for its submission).
     private var unsubmitted = false
 
-    /// The flush in flight.
+    /// The request in flight, as the ring carries it out.
     private struct Flush {
         var base: UnsafeRawPointer
         var length: Int
         var offset: Int64
         var written = 0
         var file: SegmentFile
-        var sync: Bool
-        /// The write carries RWF_DSYNC (and needs no fdatasync SQE).
-        var dsync = false
+        /// The write carries RWF_DSYNC.
+        var dsync: Bool
+        /// An fdatasync SQE follows the write (linked), or stands alone for an empty request.
+        var fdatasync: Bool
+        /// The request is durable once this flush completes.
+        var durable: Bool { dsync || fdatasync }
     }
     private var inFlight: Flush?
     /// Completions still due for the current submission.
     private var expected = 0
 
-    /// Sets up a ring and checks that the kernel supports every opcode the WAL uses.
+    /// Sets up a ring and checks that the kernel supports the two opcodes the engine submits
+    /// (write and fsync; reads and fallocate are plain system calls, so a kernel without their
+    /// opcodes still runs this engine).
     /// - Throws: ``WALError/engineUnavailable(engine:reason:)`` saying why io_uring cannot run.
-    /// Plain (non-dsync) writes were submitted since the last completed sync flush.
-    private var plainWritesSinceSync = false
 
     init(syncMethod: IOUringSyncMethod = .adaptive) throws(WALError) {
         self.syncMethod = syncMethod
@@ -96,7 +101,6 @@ final class IOUringEngine: IOEngine {
         defer { io_uring_free_probe(probe) }
         let needed: [(Int32, String)] = [
             (CLiburing_IORING_OP_WRITE, "IORING_OP_WRITE"), (CLiburing_IORING_OP_FSYNC, "IORING_OP_FSYNC"),
-            (CLiburing_IORING_OP_FALLOCATE, "IORING_OP_FALLOCATE"), (CLiburing_IORING_OP_READ, "IORING_OP_READ"),
         ]
         for (opcode, name) in needed where io_uring_opcode_supported(probe, opcode) == 0 {
             shutdown()
@@ -111,16 +115,26 @@ final class IOUringEngine: IOEngine {
     /// a failure or a short write. Fault-injection tests only.
     nonisolated(unsafe) static var completionInjector: (@Sendable (_ operation: String, _ path: String, _ result: Int32) -> Int32)?
 
-    func submitWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int64, to file: SegmentFile, sync: Bool) throws(WALError) {
-        precondition(inFlight == nil, "one flush at a time: complete() the previous one first")
-        var flush = Flush(base: bytes.baseAddress ?? UnsafeRawPointer(ring), length: bytes.count, offset: offset, file: file, sync: sync)
-        switch syncMethod {
-        case .dsyncWrites: flush.dsync = true
-        case .linkedFdatasync: flush.dsync = false
-        case .adaptive:
-            flush.dsync = sync && !plainWritesSinceSync
-            if !sync { plainWritesSinceSync = true }
+    func submit(_ request: WriteRequest) throws(WALError) {
+        precondition(inFlight == nil, "one request at a time: complete() the previous one first")
+        AlignedBuffer.assertAligned(request.bytes, offset: request.offset, direct: request.file.isDirect)
+        let empty = request.bytes.isEmpty
+        var dsync: Bool
+        var fdatasync: Bool
+        switch (syncMethod, request.durability) {
+        case (.dsyncWrites, _):
+            // Every write is its own sync, so nothing is ever left for an fdatasync.
+            (dsync, fdatasync) = (!empty, false)
+        case (_, .none):
+            (dsync, fdatasync) = (false, false)
+        case (.adaptive, .thisWrite):
+            (dsync, fdatasync) = (!empty, false)
+        case (.adaptive, .fileData), (.linkedFdatasync, .thisWrite), (.linkedFdatasync, .fileData):
+            (dsync, fdatasync) = (false, true)
         }
+        if empty && !fdatasync { return }  // nothing to write, nothing left to make durable
+        let flush = Flush(base: request.bytes.baseAddress ?? UnsafeRawPointer(ring), length: request.bytes.count,
+                          offset: request.offset, file: request.file, dsync: dsync, fdatasync: fdatasync)
         inFlight = flush
         try queue(flush)
     }
@@ -175,16 +189,9 @@ final class IOUringEngine: IOEngine {
                 try queue(flush)
                 continue
             }
-            if flush.sync {
-                plainWritesSinceSync = false
-                Syscall.observer?(.sync(path: flush.file.path))
-            }
+            if flush.durable { Syscall.observer?(.sync(path: flush.file.path)) }
             inFlight = nil
         }
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, from file: SegmentFile) throws(WALError) -> Int {
-        try Syscall.preadFull(file.descriptor, buffer, offset: offset, path: file.path, direct: file.isDirect)
     }
 
     func shutdown() {
@@ -214,20 +221,18 @@ final class IOUringEngine: IOEngine {
             io_uring_sqe_set_data64(sqe, Self.writeTag)
             if flush.dsync {
                 sqe.pointee.rw_flags = CLiburing_RWF_DSYNC
-            } else if flush.sync {
+            } else if flush.fdatasync {
                 sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK
             }
             expected += 1
         }
-        // A dsync write is its own sync. An empty dsync flush happens only when every earlier
-        // write was a dsync write too, so nothing is left to make durable.
-        if flush.sync && !flush.dsync {
+        if flush.fdatasync {
             let sqe = try nextSubmissionEntry(flush.file.path)
             io_uring_prep_fsync(sqe, fd, CLiburing_IORING_FSYNC_DATASYNC)
             io_uring_sqe_set_data64(sqe, Self.syncTag)
             expected += 1
         }
-        if flush.sync {
+        if flush.durable {
             unsubmitted = true // submitted with the wait, in one io_uring_enter
         } else {
             try submit(flush.file.path)

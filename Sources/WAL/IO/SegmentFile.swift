@@ -75,6 +75,15 @@ final class SegmentFile {
 
     func size() throws(WALError) -> Int64 { try Syscall.fileSize(descriptor, path: path) }
 
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only where the file ends (short
+    /// reads before its end are continued: ``Syscall/preadFull(_:_:offset:path:direct:)``).
+    /// With O_DIRECT, `buffer` and `offset` must be block-aligned (asserted).
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(WALError) -> Int {
+        AlignedBuffer.assertAligned(UnsafeRawBufferPointer(start: buffer.baseAddress, count: buffer.count), offset: offset,
+                                    direct: isDirect)
+        return try Syscall.preadFull(descriptor, buffer, offset: offset, path: path, direct: isDirect)
+    }
+
     func close() {
         guard !isClosed else { return }
         isClosed = true

@@ -19,8 +19,12 @@ enum Syscall {
     /// (the power-loss model rebuilds what a crash could leave from these). Tests only.
     nonisolated(unsafe) static var observer: (@Sendable (SyscallEvent) -> Void)?
 
+    /// `forbiddingEINVAL`: a transfer on an O_DIRECT descriptor, where EINVAL means a
+    /// misaligned buffer, length or offset — a bug in the caller, not an I/O failure — and
+    /// traps (swift-nio's `syscallForbiddingEINVAL`).
     @inline(never)
-    private static func call<T: BinaryInteger>(_ operation: String, path: String, _ body: () -> T) throws(WALError) -> T {
+    private static func call<T: BinaryInteger>(_ operation: String, path: String, forbiddingEINVAL: Bool = false,
+                                               _ body: () -> T) throws(WALError) -> T {
         if let injector = faultInjector, let code = injector(operation, path) {
             throw WALError.io(operation: operation, errno: code, path: path)
         }
@@ -30,6 +34,7 @@ enum Syscall {
             let code = CLiburing_errno()
             if code == EINTR { continue }
             precondition(code != EBADF && code != EFAULT, "\(operation) on \(path): programmer error, errno \(code)")
+            precondition(!(forbiddingEINVAL && code == EINVAL), "\(operation) on \(path): EINVAL on an O_DIRECT descriptor (misaligned transfer)")
             throw WALError.io(operation: operation, errno: code, path: path)
         }
     }
@@ -46,11 +51,12 @@ enum Syscall {
     }
 
     /// Writes all of `buffer` at `offset`, continuing after short writes.
-    static func pwriteAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64, path: String) throws(WALError) {
+    static func pwriteAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64, path: String,
+                          direct: Bool = false) throws(WALError) {
         var done = 0
         while done < buffer.count {
             let wanted = shortWriteInjector?(path, buffer.count - done) ?? (buffer.count - done)
-            let n = try call("pwrite", path: path) {
+            let n = try call("pwrite", path: path, forbiddingEINVAL: direct) {
                 Glibc.pwrite(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
             // A zero-byte write of a non-empty buffer makes no progress; report it rather than spin.
@@ -85,7 +91,7 @@ enum Syscall {
                 // O_DIRECT transfers whole blocks: an injected short read is cut to them.
                 wanted = max(AlignedBuffer.alignment, wanted & ~(AlignedBuffer.alignment - 1))
             }
-            let n = wanted == 0 ? 0 : try call("pread", path: path) {
+            let n = wanted == 0 ? 0 : try call("pread", path: path, forbiddingEINVAL: direct) {
                 Glibc.pread(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
             done += n

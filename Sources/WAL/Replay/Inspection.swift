@@ -54,12 +54,10 @@ public struct VerificationReport: Sendable {
 /// Read-only inspection of a WAL directory (for `wal segments` and `wal verify`).
 enum Inspection {
     static func summarize(_ directory: String) throws(WALError) -> [SegmentSummary] {
-        let engine = POSIXEngine()
-        return try SegmentDirectory.discover(directory).map { (info) throws(WALError) -> SegmentSummary in
+        try SegmentDirectory.discover(directory).map { (info) throws(WALError) -> SegmentSummary in
             let file = try SegmentFile.openForReading(path: info.path)
             defer { file.close() }
-            let tail = try Recovery.scanTail(of: file, firstLSN: info.firstLSN, place: info.isActive ? .last : .sealed,
-                                             engine: engine)
+            let tail = try Recovery.scanTail(of: file, firstLSN: info.firstLSN, place: info.isActive ? .last : .sealed)
             let count = Int(tail.nextLSN - info.firstLSN)
             return SegmentSummary(segment: info, lastLSN: count > 0 ? tail.nextLSN - 1 : nil, recordCount: count,
                                   dataEnd: tail.end, encryptionKeyID: tail.preamble?.keyID)
@@ -106,15 +104,14 @@ enum Inspection {
 
     /// Bytes from the first non-zero byte at or after `start` to the last non-zero byte before `end`.
     private static func nonZeroBytes(in file: SegmentFile, from start: Int64, to end: Int64) -> Int64 {
-        let engine = POSIXEngine()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var first: Int64?
         var last: Int64 = start
         var position = start
         while position < end {
             let count = (try? buffer.withUnsafeMutableBytes { (raw) throws(WALError) -> Int in
-                try engine.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(min(Int64(raw.count), end - position))]),
-                                at: position, from: file)
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(min(Int64(raw.count), end - position))]),
+                              at: position)
             }) ?? 0
             if count == 0 { break }
             for index in 0..<count where buffer[index] != 0 {

@@ -60,8 +60,8 @@ enum Recovery {
     /// Scans one segment for a summary (`wal segments`): its records up to the first thing
     /// that is not the record due, by ``EndOfLog``'s rules for its place. Never throws for
     /// damage (`verify` reports it); `place` only decides where the scan stops.
-    static func scanTail(of file: SegmentFile, firstLSN: LSN, place: EndOfLog.Place, engine: IOEngine) throws(WALError) -> (end: Int64, nextLSN: LSN, preamble: SegmentPreamble?) {
-        let scanner = try SegmentScanner(file: file, engine: engine)
+    static func scanTail(of file: SegmentFile, firstLSN: LSN, place: EndOfLog.Place) throws(WALError) -> (end: Int64, nextLSN: LSN, preamble: SegmentPreamble?) {
+        let scanner = try SegmentScanner(file: file)
         var due = firstLSN
         var end = scanner.offset
         while true {

@@ -25,7 +25,6 @@ final class ReplayCursor {
     private var isLastSegment = false
     private var expectedLSN: LSN?
     private var finished = false
-    private let engine = POSIXEngine()
     private let keyRing: KeyRing?
     private let requirePlaintext: Bool
     /// How the open segment's records decrypt: its cipher, or why none is available.
@@ -200,7 +199,7 @@ final class ReplayCursor {
             // Listed when the cursor started, deleted since: truncation overtook this reader.
             throw WALError.truncatedWhileReading(segment: segment.name, lsn: segment.firstLSN)
         }
-        let scanner = try SegmentScanner(file: file, engine: engine, readAhead: true,
+        let scanner = try SegmentScanner(file: file, readAhead: true,
                                          liveEdge: liveEdge.map { ($0, segment.firstLSN) })
         self.scanner = scanner
         recordEnd = scanner.offset

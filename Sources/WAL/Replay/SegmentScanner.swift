@@ -47,7 +47,6 @@ final class SegmentScanner {
     /// Where the next record starts.
     private(set) var offset: Int64
 
-    private let engine: IOEngine
     private var window: UnsafeMutableRawBufferPointer
     private var windowStart: Int64 = 0
     private var windowCount = 0
@@ -87,11 +86,10 @@ final class SegmentScanner {
     /// Opens a scanner at the segment's first record, reading its preamble if it has one.
     /// - Throws: ``WALError/corruption(segment:offset:lsn:reason:)`` for a preamble that is
     ///   present but unusable (truncated, unknown version or cipher).
-    init(file: SegmentFile, engine: IOEngine, readAhead: Bool = false,
+    init(file: SegmentFile, readAhead: Bool = false,
          liveEdge: (cache: LiveEdgeCache, segment: LSN)? = nil) throws(WALError) {
         self.file = file
         self.liveEdge = liveEdge
-        self.engine = engine
         self.readAhead = readAhead
         self.fileSize = try file.size()
         self.offset = 0
@@ -250,7 +248,7 @@ final class SegmentScanner {
         if let liveEdge, let cached = liveEdge.cache.read(segment: liveEdge.segment, at: start, into: target) {
             windowCount = cached  // the written data ends there: past it the scanner sees the end
         } else {
-            windowCount = try engine.read(into: target, at: start, from: file)
+            windowCount = try file.read(into: target, at: start)
             startReadAhead()
         }
         return max(0, min(wanted, windowCount - Int(position - start)))

@@ -17,7 +17,7 @@ enum LegacyMigration {
             try Syscall.fsyncDirectory(FilePaths.parent(of: legacyFile))
             return nil
         }
-        let scanner = try SegmentScanner(file: file, engine: POSIXEngine())
+        let scanner = try SegmentScanner(file: file)
         var firstLSN: LSN = 1
         if case .record(let header, _, _) = try scanner.next() { firstLSN = header.lsn }
         file.close()

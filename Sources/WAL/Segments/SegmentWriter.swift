@@ -30,8 +30,11 @@ final class SegmentWriter {
         let offset: Int64
         /// The last record complete in the buffer; durable once a syncing job completes.
         let lastLSN: LSN
-        /// Followed by fdatasync (covering every earlier job of the segment too).
+        /// Durable when it completes (covering every earlier job of the segment too).
         var sync: Bool
+        /// What the engine must make durable: set when the job is taken (``takeJob(sync:)``),
+        /// from whether earlier jobs were written without a sync.
+        fileprivate(set) var durability: WriteDurability = .none
     }
 
     let file: SegmentFile
@@ -98,7 +101,7 @@ final class SegmentWriter {
         if fill > 0 {
             // Load the partial last block: the next job rewrites it with new records appended.
             let block = ring[0].slice(0..<Self.blockSize)
-            let got = try engine.read(into: block, at: bufferOffset, from: file)
+            let got = try file.read(into: block, at: bufferOffset)
             guard got >= fill else {
                 throw WALError.io(operation: "pread", errno: EIO, path: file.path)
             }
@@ -178,13 +181,17 @@ final class SegmentWriter {
     /// (when it holds untaken bytes and the other buffer is back). `sync` decides, given the
     /// job's last complete LSN, whether the job ends with fdatasync.
     func takeJob(sync: (LSN) -> Bool) -> Job? {
-        if var job = queuedJob {
+        var job: Job
+        if let queued = queuedJob {
             queuedJob = nil
+            job = queued
             job.sync = sync(job.lastLSN)
-            return job
+        } else {
+            guard hasUntakenBytes, !otherInUse else { return nil }
+            job = seal(sync: sync(nextLSN - 1))
         }
-        guard hasUntakenBytes, !otherInUse else { return nil }
-        return seal(sync: sync(nextLSN - 1))
+        job.durability = !job.sync ? .none : hasUnsyncedWrites ? .fileData : .thisWrite
+        return job
     }
 
     /// Whether a sync job is still needed although no bytes are untaken: jobs were written
@@ -193,7 +200,8 @@ final class SegmentWriter {
     func takeSyncOnlyJob() -> Job? {
         guard queuedJob == nil, !hasUntakenBytes, !otherInUse, hasUnsyncedWrites else { return nil }
         otherInUse = true
-        return Job(buffer: 1 - current, length: 0, dataLength: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true)
+        return Job(buffer: 1 - current, length: 0, dataLength: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true,
+                   durability: .fileData)
     }
 
     /// Takes the current buffer out of the ring as a job and switches to the other buffer,
@@ -232,7 +240,7 @@ final class SegmentWriter {
     /// ``finish(_:)``.
     func write(_ job: Job) throws(WALError) {
         let bytes = UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.length))
-        try engine.submitWrite(bytes, at: job.offset, to: file, sync: job.sync)
+        try engine.submit(WriteRequest(bytes: bytes, offset: job.offset, file: file, durability: job.durability))
         try engine.complete()
     }
 
