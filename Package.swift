@@ -45,6 +45,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: [
+                // Fault injection and observation hooks (IO/TestHooks.swift): debug builds only,
+                // so release builds carry no test code on the I/O path.
+                .define("WAL_TEST_HOOKS", .when(configuration: .debug)),
             ]
         ),
         .target(

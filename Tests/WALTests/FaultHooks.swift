@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 @testable import WAL
 
-/// Routes the WAL's process-wide test hooks (``Syscall/faultInjector``,
-/// ``Syscall/shortWriteInjector``, ``Syscall/observer``, ``IOUringEngine/completionInjector``)
-/// to the test that owns a directory, so that suites running in parallel never see each
+/// Routes the WAL's process-wide test hooks (``TestHooks``: faults, short writes and reads,
+/// io_uring completions, the observer of file changes; debug builds only) to the test that
+/// owns a directory, so that suites running in parallel never see each
 /// other's faults. A test registers for its temporary directory and unregisters when done.
 final class FaultHooks: Sendable {
     struct Handlers: Sendable {
@@ -24,13 +24,13 @@ final class FaultHooks: Sendable {
     private let routes = Mutex<[String: Handlers]>([:])
 
     private init() {
-        Syscall.faultInjector = { operation, path in FaultHooks.shared.handlers(for: path)?.error?(operation, path) }
-        Syscall.shortWriteInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortWrite?(path, count) ?? count }
-        Syscall.shortReadInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortRead?(path, count) ?? count }
-        IOUringEngine.completionInjector = { operation, path, result in
+        TestHooks.faultInjector = { operation, path in FaultHooks.shared.handlers(for: path)?.error?(operation, path) }
+        TestHooks.shortWriteInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortWrite?(path, count) ?? count }
+        TestHooks.shortReadInjector = { path, count in FaultHooks.shared.handlers(for: path)?.shortRead?(path, count) ?? count }
+        TestHooks.completionInjector = { operation, path, result in
             FaultHooks.shared.handlers(for: path)?.completion?(operation, path, result) ?? result
         }
-        Syscall.observer = { event in
+        TestHooks.observer = { event in
             let path: String
             switch event {
             case .create(let p), .write(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p), .unlink(let p),

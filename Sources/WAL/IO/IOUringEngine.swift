@@ -110,10 +110,6 @@ final class IOUringEngine: IOEngine {
 
     deinit { shutdown() }
 
-    /// Test hook: when set, sees each completion's result (operation "write" or "fdatasync")
-    /// and returns the result the engine acts on — a negative errno or a shorter count injects
-    /// a failure or a short write. Fault-injection tests only.
-    nonisolated(unsafe) static var completionInjector: (@Sendable (_ operation: String, _ path: String, _ result: Int32) -> Int32)?
 
     func submit(_ request: WriteRequest) throws(WALError) {
         precondition(inFlight == nil, "one request at a time: complete() the previous one first")
@@ -148,9 +144,7 @@ final class IOUringEngine: IOEngine {
             while expected > 0 {
                 var (tag, result) = try nextCompletion(flush.file.path)
                 expected -= 1
-                if let injector = Self.completionInjector {
-                    result = injector(tag == Self.writeTag ? "write" : "fdatasync", flush.file.path, result)
-                }
+                result = TestHooks.completion(tag == Self.writeTag ? "write" : "fdatasync", flush.file.path, result)
                 if tag == Self.writeTag {
                     let remaining = flush.length - flush.written
                     if result == -EINTR || result == -EAGAIN {
@@ -189,7 +183,7 @@ final class IOUringEngine: IOEngine {
                 try queue(flush)
                 continue
             }
-            if flush.durable { Syscall.observer?(.sync(path: flush.file.path)) }
+            if flush.durable { TestHooks.observe(.sync(path: flush.file.path)) }
             inFlight = nil
         }
     }
@@ -201,12 +195,12 @@ final class IOUringEngine: IOEngine {
         ring.deallocate()
     }
 
-    /// Tells ``Syscall/observer`` (the crash-state model) what a write completion put in the
+    /// Tells ``TestHooks/observer`` (the crash-state model) what a write completion put in the
     /// file, as the POSIX engine's pwrite does: both engines' files follow the same trace.
     private static func report(_ flush: Flush, count: Int) {
-        guard let observer = Syscall.observer, count > 0 else { return }
+        guard TestHooks.isObserving, count > 0 else { return }
         let bytes = UnsafeRawBufferPointer(start: flush.base + flush.written, count: count)
-        observer(.write(path: flush.file.path, offset: flush.offset + Int64(flush.written), bytes: Array(bytes)))
+        TestHooks.observe(.write(path: flush.file.path, offset: flush.offset + Int64(flush.written), bytes: Array(bytes)))
     }
 
     // MARK: Ring plumbing

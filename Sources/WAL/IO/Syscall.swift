@@ -7,25 +7,13 @@ import Glibc
 /// retries EINTR itself, and turns any other failure into ``WALError/io(operation:errno:path:)``
 /// naming the call and the path. Programmer errors (EBADF, EFAULT) are bugs and trap.
 enum Syscall {
-    /// Test hook: when set, consulted before each call; returning an errno makes the call fail
-    /// with it instead of running. Used by fault-injection tests only.
-    nonisolated(unsafe) static var faultInjector: (@Sendable (_ operation: String, _ path: String) -> Int32?)?
-
-    /// Test hook: when set, each pwrite asks it how many of the bytes it may write this time
-    /// (fewer than asked makes a short write, as the kernel may return). Fault-injection tests only.
-    nonisolated(unsafe) static var shortWriteInjector: (@Sendable (_ path: String, _ count: Int) -> Int)?
-
-    /// Test hook: told of every call that changes a file or a directory, after it succeeded
-    /// (the power-loss model rebuilds what a crash could leave from these). Tests only.
-    nonisolated(unsafe) static var observer: (@Sendable (SyscallEvent) -> Void)?
-
     /// `forbiddingEINVAL`: a transfer on an O_DIRECT descriptor, where EINVAL means a
     /// misaligned buffer, length or offset — a bug in the caller, not an I/O failure — and
     /// traps (swift-nio's `syscallForbiddingEINVAL`).
     @inline(never)
     private static func call<T: BinaryInteger>(_ operation: String, path: String, forbiddingEINVAL: Bool = false,
                                                _ body: () -> T) throws(WALError) -> T {
-        if let injector = faultInjector, let code = injector(operation, path) {
+        if let code = TestHooks.fault(operation, path) {
             throw WALError.io(operation: operation, errno: code, path: path)
         }
         while true {
@@ -41,7 +29,7 @@ enum Syscall {
 
     static func open(_ path: String, flags: Int32, mode: mode_t = 0o644) throws(WALError) -> Int32 {
         let fd = try call("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
-        if flags & O_CREAT != 0 { observer?(.create(path: path)) }
+        if flags & O_CREAT != 0 { TestHooks.observe(.create(path: path)) }
         return fd
     }
 
@@ -55,21 +43,16 @@ enum Syscall {
                           direct: Bool = false) throws(WALError) {
         var done = 0
         while done < buffer.count {
-            let wanted = shortWriteInjector?(path, buffer.count - done) ?? (buffer.count - done)
+            let wanted = TestHooks.writeLimit(path, buffer.count - done)
             let n = try call("pwrite", path: path, forbiddingEINVAL: direct) {
                 Glibc.pwrite(fd, buffer.baseAddress! + done, wanted, off_t(offset) + off_t(done))
             }
             // A zero-byte write of a non-empty buffer makes no progress; report it rather than spin.
             if n == 0 { throw WALError.io(operation: "pwrite", errno: EIO, path: path) }
-            observer?(.write(path: path, offset: offset + Int64(done), bytes: Array(UnsafeRawBufferPointer(rebasing: buffer[done..<(done + n)]))))
+            TestHooks.observe(.write(path: path, offset: offset + Int64(done), bytes: Array(UnsafeRawBufferPointer(rebasing: buffer[done..<(done + n)]))))
             done += n
         }
     }
-
-    /// Test hook: when set, each pread asks it how many of the bytes it may read this time (fewer
-    /// than asked makes a short read, 0 a read that returns nothing, as FUSE or NFS may before
-    /// the end of the file). Fault-injection tests only.
-    nonisolated(unsafe) static var shortReadInjector: (@Sendable (_ path: String, _ count: Int) -> Int)?
 
     /// Reads until `buffer` is full or the file ends; returns fewer bytes than asked only when
     /// the read reached the file's size.
@@ -86,7 +69,7 @@ enum Syscall {
         var emptyReads = 0
         while done < buffer.count {
             let asked = buffer.count - done
-            var wanted = shortReadInjector.map { min(asked, max(0, $0(path, asked))) } ?? asked
+            var wanted = TestHooks.readLimit(path, asked)
             if direct && wanted > 0 {
                 // O_DIRECT transfers whole blocks: an injected short read is cut to them.
                 wanted = max(AlignedBuffer.alignment, wanted & ~(AlignedBuffer.alignment - 1))
@@ -112,22 +95,22 @@ enum Syscall {
 
     static func fdatasync(_ fd: Int32, path: String) throws(WALError) {
         _ = try call("fdatasync", path: path) { Glibc.fdatasync(fd) }
-        observer?(.sync(path: path))
+        TestHooks.observe(.sync(path: path))
     }
 
     static func fsync(_ fd: Int32, path: String) throws(WALError) {
         _ = try call("fsync", path: path) { Glibc.fsync(fd) }
-        observer?(.sync(path: path))
+        TestHooks.observe(.sync(path: path))
     }
 
     static func ftruncate(_ fd: Int32, length: Int64, path: String) throws(WALError) {
         _ = try call("ftruncate", path: path) { Glibc.ftruncate(fd, off_t(length)) }
-        observer?(.truncate(path: path, length: length))
+        TestHooks.observe(.truncate(path: path, length: length))
     }
 
     static func fallocate(_ fd: Int32, mode: Int32, offset: Int64, length: Int64, path: String) throws(WALError) {
         _ = try call("fallocate", path: path) { CLiburing_fallocate(fd, mode, off_t(offset), off_t(length)) }
-        if mode == 0 { observer?(.allocate(path: path, length: offset + length)) }
+        if mode == 0 { TestHooks.observe(.allocate(path: path, length: offset + length)) }
     }
 
     /// The size of the file at `path`, or nil when it is gone.
@@ -153,12 +136,12 @@ enum Syscall {
 
     static func rename(_ from: String, _ to: String) throws(WALError) {
         _ = try call("rename", path: from) { Glibc.rename(from, to) }
-        observer?(.rename(from: from, to: to))
+        TestHooks.observe(.rename(from: from, to: to))
     }
 
     static func unlink(_ path: String) throws(WALError) {
         _ = try call("unlink", path: path) { Glibc.unlink(path) }
-        observer?(.unlink(path: path))
+        TestHooks.observe(.unlink(path: path))
     }
 
     static func mkdir(_ path: String) throws(WALError) {
@@ -206,7 +189,7 @@ enum Syscall {
         let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
         _ = try call("fsync", path: path) { Glibc.fsync(fd) }
-        observer?(.syncDirectory(path: path))
+        TestHooks.observe(.syncDirectory(path: path))
     }
 
     /// Bytes available to unprivileged users on the file system holding `path` (statvfs), or
@@ -237,7 +220,7 @@ enum Syscall {
 }
 
 
-/// A change to a file or directory, as reported to ``Syscall/observer``.
+/// A change to a file or directory, as reported to ``TestHooks/observer``.
 enum SyscallEvent: Sendable {
     case create(path: String)
     case write(path: String, offset: Int64, bytes: [UInt8])
