@@ -38,11 +38,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Group commit delay in microseconds (WALConfiguration.maxBatchDelay).")
     var batchDelay: Int = 0
 
-    @Option(help: "I/O engine: automatic, io_uring or posix.")
-    var engine: String = "automatic"
+    @Option(help: "I/O engine.")
+    var engine: IOEngineChoice = .automatic
 
-    @Option(help: "O_DIRECT policy: automatic, required or disabled.")
-    var directIO: String = "automatic"
+    @Option(help: "O_DIRECT policy.")
+    var directIO: DirectIOPolicy = .automatic
 
     @Option(help: "Bytes in each of the writer's two buffers (WALConfiguration.bufferSize, a multiple of 4096; default: the library's).")
     var bufferSize: Int?
@@ -50,11 +50,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Segment target size in bytes.")
     var segmentSize: Int64 = 64 * 1024 * 1024
 
-    @Option(help: "How io_uring makes a sync durable: adaptive, dsyncWrites or linkedFdatasync.")
-    var uringSync: String = "adaptive"
+    @Option(help: "How io_uring makes a sync durable.")
+    var uringSync: IOUringSyncMethod = .adaptive
 
-    @Option(help: "Next-segment preallocation: none, allocated or zeroFilled.")
-    var preallocation: String = "allocated"
+    @Option(help: "Next-segment preallocation.")
+    var preallocation: SegmentPreallocation = .allocated
 
     @Flag(help: "Encrypt records (AES-256-GCM) with a random key.")
     var encrypt = false
@@ -68,8 +68,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Write nothing: drop the page cache (when root), open the existing WAL in --directory for writing and close it, reporting how long the open took (the cost of --open-verification).")
     var openOnly = false
 
-    @Option(help: "How much of the log opening checks: recent (segment names, last two segments) or full (WALConfiguration.openVerification).")
-    var openVerification: String = OpenVerification.recent.rawValue
+    @Option(help: "How much of the log opening checks: recent (segment names, the last two segments) or full (WALConfiguration.openVerification).")
+    var openVerification: OpenVerification = .recent
 
     @Option(help: "Live tailers (`records(from:follow:)`) reading while the writers run; each must receive every record. Measures what tailing costs committers.")
     var tailers: Int = 0
@@ -84,17 +84,6 @@ struct BenchCommand: ParsableCommand {
         guard writers >= 1, writers <= 4096 else { throw ValidationError("--writers must be 1...4096") }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard tailers >= 0, tailers <= 1024 else { throw ValidationError("--tailers must be 0...1024") }
-        guard IOEngineChoice(rawValue: engine) != nil else { throw ValidationError("--engine must be automatic, io_uring or posix") }
-        guard DirectIOPolicy(rawValue: directIO) != nil else { throw ValidationError("--direct-io must be automatic, required or disabled") }
-        guard IOUringSyncMethod(rawValue: uringSync) != nil else {
-            throw ValidationError("--uring-sync must be adaptive, dsyncWrites or linkedFdatasync")
-        }
-        guard OpenVerification(rawValue: openVerification) != nil else {
-            throw ValidationError("--open-verification must be recent or full")
-        }
-        guard SegmentPreallocation(rawValue: preallocation) != nil else {
-            throw ValidationError("--preallocation must be none, allocated or zeroFilled")
-        }
     }
 
     func run() throws {
@@ -105,7 +94,7 @@ struct BenchCommand: ParsableCommand {
             var stream = SegmentedWAL.records(in: directory)
             var bytes = 0, count = 0
             do throws(WALError) {
-                while let record = try stream.next() { bytes += record.payload.count + 30; count += 1 }
+                while let record = try stream.next() { bytes += record.payload.count + WALRecord.headerSize; count += 1 }
             } catch {
                 throw CLIError("replay failed: \(error)")
             }
@@ -116,8 +105,8 @@ struct BenchCommand: ParsableCommand {
         if openOnly {
             guard let directory else { throw CLIError("--open-only needs --directory") }
             var configuration = WALConfiguration(directory: directory)
-            configuration.openVerification = OpenVerification(rawValue: openVerification)!
-            configuration.engine = IOEngineChoice(rawValue: engine)!
+            configuration.openVerification = openVerification
+            configuration.engine = engine
             dropPageCache()
             let start = monotonicNanoseconds()
             do throws(WALError) {
@@ -126,7 +115,7 @@ struct BenchCommand: ParsableCommand {
                 throw CLIError("open failed: \(error)")
             }
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
-            print("{\"openVerification\":\"\(openVerification)\",\"seconds\":\(format(seconds, 4))}")
+            print("{\"openVerification\":\"\(openVerification.rawValue)\",\"seconds\":\(format(seconds, 4))}")
             return
         }
         let temporary = directory == nil
@@ -134,12 +123,12 @@ struct BenchCommand: ParsableCommand {
         defer { if temporary { removeTree(path) } }
 
         var configuration = WALConfiguration(directory: path)
-        configuration.engine = IOEngineChoice(rawValue: engine)!
-        configuration.directIO = DirectIOPolicy(rawValue: directIO)!
+        configuration.engine = engine
+        configuration.directIO = directIO
         configuration.segmentTargetSize = segmentSize
         if let bufferSize { configuration.bufferSize = bufferSize }
-        configuration.preallocation = SegmentPreallocation(rawValue: preallocation)!
-        configuration.ioUringSyncMethod = IOUringSyncMethod(rawValue: uringSync)!
+        configuration.preallocation = preallocation
+        configuration.ioUringSyncMethod = uringSync
         if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }
         configuration.maxBatchDelay = .microseconds(batchDelay)
         configuration.logger = cliLogger()
@@ -205,7 +194,7 @@ struct BenchCommand: ParsableCommand {
             var replayed = 0
             do throws(WALError) {
                 while let record = try stream.next() {
-                    replayedBytes += record.payload.count + 30
+                    replayedBytes += record.payload.count + WALRecord.headerSize
                     replayed += 1
                 }
             } catch {
@@ -214,9 +203,9 @@ struct BenchCommand: ParsableCommand {
             guard replayed == records else { throw CLIError("replay returned \(replayed) records, \(records) were committed") }
             replayMegabytesPerSecond = Double(replayedBytes) / (Double(monotonicNanoseconds() - replayStart) / 1e9) / 1e6
         }
-        let bytes = Double(records * (recordSize + 30))
+        let bytes = Double(records * (recordSize + WALRecord.headerSize))
         let result = BenchResult(
-            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation, encrypted: encrypt, recordSize: recordSize,
+            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation.rawValue, encrypted: encrypt, recordSize: recordSize,
             syncEvery: syncEvery, writers: writers, asyncWriters: asyncWriters,
             seconds: elapsed, records: records, commits: commits, fdatasyncs: counters.value("wal_fdatasyncs_total"),
             recordsPerSecond: Double(records) / elapsed, megabytesPerSecond: bytes / elapsed / 1e6,
@@ -252,7 +241,7 @@ struct BenchResult {
     var replayMegabytesPerSecond: Double?
     var tailers: Int
 
-    var bytesWritten: Double { Double(records * (recordSize + 30)) }
+    var bytesWritten: Double { Double(records * (recordSize + WALRecord.headerSize)) }
 
     static let percentileKeys = ["p50", "p90", "p99", "p99.9", "max"]
 
@@ -277,13 +266,46 @@ struct BenchResult {
         return lines.joined(separator: "\n")
     }
 
+    /// One JSON line; the keys are what scripts/bench-compare reads.
     var json: String {
-        let latencies = Self.percentileKeys.map { "\"\($0)\":\(commitLatencyMicros[$0] ?? 0)" }.joined(separator: ",")
-        return "{\"engine\":\"\(engine)\",\"directIO\":\(directIO),\"preallocation\":\"\(preallocation)\",\"encrypted\":\(encrypted),\"recordSize\":\(recordSize),\"syncEvery\":\(syncEvery),\"writers\":\(writers),\"async\":\(asyncWriters),"
-            + "\"seconds\":\(format(seconds, 3)),\"records\":\(records),\"commits\":\(commits),\"fdatasyncs\":\(fdatasyncs),"
-            + "\"recordsPerSecond\":\(format(recordsPerSecond, 1)),\"megabytesPerSecond\":\(format(megabytesPerSecond, 3)),"
-            + "\"commitLatencyMicros\":{\(latencies)},\"pageCacheGrowthBytes\":\(pageCacheGrowthBytes),"
-            + "\"replayMegabytesPerSecond\":\(replayMegabytesPerSecond.map { format($0, 1) } ?? "null"),\"tailers\":\(tailers)}"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+extension BenchResult: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case engine, directIO, preallocation, encrypted, recordSize, syncEvery, writers, seconds, records, commits, fdatasyncs
+        case recordsPerSecond, megabytesPerSecond, commitLatencyMicros, pageCacheGrowthBytes, replayMegabytesPerSecond, tailers
+        case asyncWriters = "async"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(engine, forKey: .engine)
+        try container.encode(directIO, forKey: .directIO)
+        try container.encode(preallocation, forKey: .preallocation)
+        try container.encode(encrypted, forKey: .encrypted)
+        try container.encode(recordSize, forKey: .recordSize)
+        try container.encode(syncEvery, forKey: .syncEvery)
+        try container.encode(writers, forKey: .writers)
+        try container.encode(asyncWriters, forKey: .asyncWriters)
+        try container.encode(Self.rounded(seconds, 3), forKey: .seconds)
+        try container.encode(records, forKey: .records)
+        try container.encode(commits, forKey: .commits)
+        try container.encode(fdatasyncs, forKey: .fdatasyncs)
+        try container.encode(Self.rounded(recordsPerSecond, 1), forKey: .recordsPerSecond)
+        try container.encode(Self.rounded(megabytesPerSecond, 3), forKey: .megabytesPerSecond)
+        try container.encode(commitLatencyMicros, forKey: .commitLatencyMicros)
+        try container.encode(pageCacheGrowthBytes, forKey: .pageCacheGrowthBytes)
+        try container.encode(replayMegabytesPerSecond.map { Self.rounded($0, 1) }, forKey: .replayMegabytesPerSecond)
+        try container.encode(tailers, forKey: .tailers)
+    }
+
+    private static func rounded(_ value: Double, _ digits: Int) -> Double {
+        let scale = pow(10, Double(digits))
+        return (value * scale).rounded() / scale
     }
 }
 

@@ -16,6 +16,10 @@ public struct WALRecord: Sendable, Equatable {
     /// Whether the payload was stored encrypted (bit 14 of the stored type).
     public var isEncrypted: Bool
 
+    /// Bytes of header in front of every record's stored payload on disk (the seed's format:
+    /// a record takes `headerSize + payload.count` bytes).
+    public static let headerSize = RecordHeader.size
+
     /// A record with these fields (for tests and for callers that build records themselves).
     public init(lsn: LSN, type: RecordType, tenant: UInt32, vshard: UInt16, payload: [UInt8], isEncrypted: Bool = false) {
         self.lsn = lsn
