@@ -6,6 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "WAL", targets: ["WAL"]),
+        // Runs a SegmentedWAL as a swift-service-lifecycle Service. A separate product, so an
+        // application that depends only on WAL never builds swift-service-lifecycle.
+        .library(name: "WALServiceLifecycle", targets: ["WALServiceLifecycle"]),
         .executable(name: "wal", targets: ["WALTool"]),
         .executable(name: "wal-crash", targets: ["WALCrash"]),
     ],
@@ -15,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // `swift package generate-documentation` (scripts/docs); a command plugin, linked into nothing.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // liburing plus the Linux constants Swift cannot import (O_DIRECT, fallocate flags, IOSQE_* flags).
@@ -44,6 +50,14 @@ let package = Package(
                 // Fault injection and observation hooks (IO/TestHooks.swift): debug builds only,
                 // so release builds carry no test code on the I/O path.
                 .define("WAL_TEST_HOOKS", .when(configuration: .debug)),
+            ]
+        ),
+        .target(
+            name: "WALServiceLifecycle",
+            dependencies: [
+                "WAL",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -76,6 +90,15 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             exclude: ["Vectors"]
+        ),
+        .testTarget(
+            name: "WALServiceLifecycleTests",
+            dependencies: [
+                "WALServiceLifecycle",
+                "WAL",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -18,6 +18,8 @@ struct VerifyCommand: ParsableCommand {
             var offset: Int64?
             var lsn: UInt64?
             var message: String
+            /// What to do about it, when there is something to do.
+            var hint: String?
         }
         var clean: Bool
         var segments: Int
@@ -30,16 +32,24 @@ struct VerifyCommand: ParsableCommand {
         let report = SegmentedWAL.verify(directory: directory, keyRing: try keys.keyRing())
         let output = Output(clean: report.isClean, segments: report.segments.count, recordsChecked: report.recordsChecked,
                             tornTailBytes: report.tornTailBytes,
-                            problems: report.problems.map { .init(segment: $0.segment, offset: $0.offset, lsn: $0.lsn, message: $0.error.description) })
+                            problems: report.problems.map { .init(segment: $0.segment, offset: $0.offset, lsn: $0.lsn, message: $0.error.description,
+                                                                  hint: hint(for: $0.error)) })
         if json {
             try printJSON(output)
         } else {
-            for problem in report.problems { print("PROBLEM \(problem)") }
+            for problem in report.problems {
+                print("PROBLEM \(problem)")
+                if let hint = hint(for: problem.error) { print("  hint: \(hint)") }
+            }
             if report.tornTailBytes > 0 {
                 print("note: \(report.tornTailBytes) bytes of a torn write after the last record of the active segment (cut off on the next open)")
             }
             print("\(report.isClean ? "clean" : "\(report.problems.count) problem(s)"): \(report.segments.count) segment(s), \(report.recordsChecked) record(s) checked")
         }
         if !report.isClean { throw ExitCode(1) }
+    }
+
+    private func hint(for error: WALError) -> String? {
+        ErrorHints.hint(for: error, directory: directory, verifying: true)
     }
 }

@@ -45,6 +45,7 @@ public struct EncryptionKey: Sendable, CustomStringConvertible {
         return try! EncryptionKey(id: id, bytes: bytes)
     }
 
+    /// The key id only: the key bytes are never printed.
     public var description: String { "EncryptionKey(id: \(id), 256 bits, redacted)" }
 }
 
@@ -60,6 +61,12 @@ public struct KeyRing: Sendable, CustomStringConvertible {
     /// epoch nowhere); such segments decrypt with the current key and this epoch.
     public var seedEpoch: [UInt8]?
 
+    /// A ring that encrypts with `current` and decrypts segments written under any of its keys.
+    ///
+    /// - Parameters:
+    ///   - current: The key every new segment is encrypted with.
+    ///   - previous: Keys that only decrypt, for segments written before a rotation.
+    ///   - seedEpoch: The nonce epoch of segments written by the seed, which carry no preamble.
     public init(current: EncryptionKey, previous: [EncryptionKey] = [], seedEpoch: [UInt8]? = nil) {
         self.current = current
         self.previous = previous
@@ -71,6 +78,7 @@ public struct KeyRing: Sendable, CustomStringConvertible {
         current.id == id ? current : previous.first { $0.id == id }
     }
 
+    /// The key ids, never the key bytes.
     public var description: String {
         "KeyRing(current: \(current.id), previous: \(previous.map(\.id)))"
     }

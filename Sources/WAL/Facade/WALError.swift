@@ -57,6 +57,7 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// One line naming what failed and where: segment, offset, LSN, path or errno.
     public var description: String {
         switch self {
         case .io(let operation, let code, let path):

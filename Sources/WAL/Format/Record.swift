@@ -20,6 +20,7 @@ public struct WALRecord: Sendable, Equatable {
     /// a record takes `headerSize + payload.count` bytes).
     public static let headerSize = RecordHeader.size
 
+    /// A record with these fields (for tests and for callers that build records themselves).
     public init(lsn: LSN, type: RecordType, tenant: UInt32, vshard: UInt16, payload: [UInt8], isEncrypted: Bool = false) {
         self.lsn = lsn
         self.type = type

@@ -35,24 +35,43 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, CustomStringConv
     }
 
     // The seed's record types, raw values including the required bit.
+    /// The seed's `Noop` type, raw value 0 (not required).
     public static let noop = RecordType(rawValue: 0)
+    /// The seed's `Put` type, raw value 0x8001 (required).
     public static let put = RecordType(rawValue: 0x8001)
+    /// The seed's `Delete` type, raw value 0x8002 (required).
     public static let delete = RecordType(rawValue: 0x8002)
+    /// The seed's `VectorPut` type, raw value 0x800A (required).
     public static let vectorPut = RecordType(rawValue: 0x800A)
+    /// The seed's `VectorDelete` type, raw value 0x800B (required).
     public static let vectorDelete = RecordType(rawValue: 0x800B)
+    /// The seed's `VectorParams` type, raw value 0x800C (required).
     public static let vectorParams = RecordType(rawValue: 0x800C)
+    /// The seed's `CrdtDelta` type, raw value 0x8014 (required).
     public static let crdtDelta = RecordType(rawValue: 0x8014)
+    /// The seed's `TimeseriesBatch` type, raw value 30 (not required: replay skips it where unknown).
     public static let timeseriesBatch = RecordType(rawValue: 30)
+    /// The seed's `LogBatch` type, raw value 31 (not required: replay skips it where unknown).
     public static let logBatch = RecordType(rawValue: 31)
+    /// The seed's `ArrayPut` type, raw value 0x8028 (required).
     public static let arrayPut = RecordType(rawValue: 0x8028)
+    /// The seed's `ArrayDelete` type, raw value 0x8029 (required).
     public static let arrayDelete = RecordType(rawValue: 0x8029)
+    /// The seed's `ArrayFlush` type, raw value 0x802A (required).
     public static let arrayFlush = RecordType(rawValue: 0x802A)
+    /// The seed's `Transaction` type, raw value 0x8032 (required).
     public static let transaction = RecordType(rawValue: 0x8032)
+    /// The seed's `SurrogateAlloc` type, raw value 0x8033 (required).
     public static let surrogateAlloc = RecordType(rawValue: 0x8033)
+    /// The seed's `SurrogateBind` type, raw value 0x8034 (required).
     public static let surrogateBind = RecordType(rawValue: 0x8034)
+    /// The seed's `Checkpoint` type, raw value 0x8064 (required).
     public static let checkpoint = RecordType(rawValue: 0x8064)
+    /// The seed's `CollectionTombstoned` type, raw value 0x8065 (required).
     public static let collectionTombstoned = RecordType(rawValue: 0x8065)
+    /// The seed's `LsnMsAnchor` type, raw value 102 (not required: replay skips it where unknown).
     public static let lsnMsAnchor = RecordType(rawValue: 102)
+    /// The seed's `TemporalPurge` type, raw value 0x8067 (required).
     public static let temporalPurge = RecordType(rawValue: 0x8067)
 
     /// The seed type with this name, compared case-insensitively (`put`, `Checkpoint`, ...).

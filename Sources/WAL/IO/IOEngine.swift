@@ -5,6 +5,7 @@ public enum IOEngineKind: String, Sendable, CustomStringConvertible {
     /// pwrite/pread/fdatasync system calls.
     case posix = "posix"
 
+    /// The raw value: `io_uring` or `posix`.
     public var description: String { rawValue }
 }
 
@@ -19,7 +20,7 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
 }
 
 /// How the io_uring engine makes a sync flush durable. Both are durable to the same degree;
-/// they differ in cost (see ``IOUringEngine``).
+/// they differ in cost (docs/PERFORMANCE.md).
 public enum IOUringSyncMethod: String, Sendable, CaseIterable {
     /// A sync flush that carries everything not yet durable is one `RWF_DSYNC` write; a sync
     /// flush that follows plain writes (of buffers that filled up) is linked to an fdatasync

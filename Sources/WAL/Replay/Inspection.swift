@@ -22,8 +22,10 @@ public struct VerificationProblem: Sendable, Equatable, CustomStringConvertible 
     public var offset: Int64?
     /// The LSN concerned (the one due, or the record's).
     public var lsn: LSN?
+    /// The error replay throws at this place.
     public var error: WALError
 
+    /// Segment, offset and LSN (those known), then the error.
     public var description: String {
         var location: [String] = []
         if let segment { location.append(segment) }
@@ -45,6 +47,7 @@ public struct VerificationReport: Sendable {
     /// the log's legitimate end (the next open cuts it off), not a problem.
     public var tornTailBytes: Int64
 
+    /// Whether no problem was found (a torn tail is not a problem).
     public var isClean: Bool { problems.isEmpty }
 }
 

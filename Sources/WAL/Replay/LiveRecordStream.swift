@@ -7,7 +7,7 @@
 /// }
 /// ```
 ///
-/// Following another process's WAL (``SegmentedWAL/records(in:from:follow:pollInterval:)``,
+/// Following another process's WAL (``SegmentedWAL/records(in:from:follow:pollInterval:recordTypes:keyRing:requirePlaintext:)``,
 /// used by `wal dump --follow`) cannot see durability: that stream polls the directory and
 /// yields each record once it is completely written (CRC valid), which a crash of the writer
 /// before its next sync could still take back.
@@ -24,7 +24,9 @@
 /// the consuming task ends the stream at once (`next()` returns nil), as does closing the WAL; a failed WAL ends it with
 /// ``WALError/failed(_:)``, a damaged log with the replay error.
 public struct LiveRecordStream: AsyncSequence, Sendable {
+    /// The records, in LSN order.
     public typealias Element = WALRecord
+    /// A stream ends with a ``WALError``: replay damage, a truncation that overtook it, or ``WALError/failed(_:)``.
     public typealias Failure = WALError
 
     let directory: String
@@ -43,6 +45,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         case poll(Duration)
     }
 
+    /// An iterator from the stream's first LSN. Each iterator reads the log on its own.
     public func makeAsyncIterator() -> Iterator {
         var liveEdge: LiveEdgeCache?
         if case .wal(let writer) = source { liveEdge = writer.liveEdge }
@@ -51,8 +54,11 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                  source: source, follow: follow)
     }
 
+    /// Reads the records of a ``LiveRecordStream``; see ``next()``.
     public struct Iterator: AsyncIteratorProtocol {
+        /// The records, in LSN order.
         public typealias Element = WALRecord
+        /// The error that ends the stream.
         public typealias Failure = WALError
 
         private let cursor: ReplayCursor

@@ -10,7 +10,9 @@
 /// A damaged log ends the stream with a ``WALError`` at the damaged record, after every
 /// record before it; a torn tail of the last segment ends it quietly.
 public struct RecordStream: AsyncSequence, AsyncIteratorProtocol {
+    /// The records, in LSN order.
     public typealias Element = WALRecord
+    /// The replay error that ends the stream at a damaged record.
     public typealias Failure = WALError
 
     private let cursor: ReplayCursor
@@ -41,6 +43,7 @@ public struct RecordStream: AsyncSequence, AsyncIteratorProtocol {
         return result ?? nil
     }
 
+    /// The stream itself: it is its own iterator, so iterating a copy also advances the original's reader position, which the copy shares.
     public func makeAsyncIterator() -> RecordStream { self }
 
     /// Calls `body` with each remaining record.
@@ -51,10 +54,12 @@ public struct RecordStream: AsyncSequence, AsyncIteratorProtocol {
 
 /// One page of records: at most the number asked for, and whether more follow.
 public struct RecordPage: Sendable, Equatable {
+    /// The records, in LSN order.
     public var records: [WALRecord]
     /// True when the page is full and the log continues past it.
     public var hasMore: Bool
 
+    /// A page of `records`; `hasMore` tells whether the log continues past them.
     public init(records: [WALRecord], hasMore: Bool) {
         self.records = records
         self.hasMore = hasMore

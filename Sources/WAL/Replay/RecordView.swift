@@ -2,9 +2,13 @@
 /// into the stream's read window: no copy per record. Valid only inside the closure — copy
 /// what must outlive it (`Array(view.payload)`).
 public struct RecordView {
+    /// The record's log sequence number.
     public let lsn: LSN
+    /// The record's type, without the encrypted bit.
     public let type: RecordType
+    /// The tenant the record belongs to.
     public let tenant: UInt32
+    /// The virtual shard the record belongs to.
     public let vshard: UInt16
     /// The payload (the plaintext of a decrypted record); borrowed, see the type's docs.
     public let payload: UnsafeRawBufferPointer

@@ -5,6 +5,7 @@ public struct TruncationResult: Sendable, Equatable {
     /// The bytes those segments occupied.
     public var bytesReclaimed: Int64
 
+    /// A result with these counts.
     public init(segmentsDeleted: Int, bytesReclaimed: Int64) {
         self.segmentsDeleted = segmentsDeleted
         self.bytesReclaimed = bytesReclaimed
