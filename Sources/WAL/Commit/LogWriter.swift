@@ -25,8 +25,19 @@ import Synchronization
 /// ## Failure
 /// A failed write or fdatasync fails every waiter and every later call; the WAL never
 /// retries an fdatasync (the kernel may have dropped the dirty pages it failed to write).
-final class LogWriter: @unchecked Sendable {
-    let configuration: WALConfiguration
+final class LogWriter: DurabilitySource, @unchecked Sendable {
+    /// What group commit needs of the WAL's configuration.
+    struct Options {
+        /// ``WALConfiguration/maxBatchDelay``.
+        var maxBatchDelay: Duration
+        /// ``WALConfiguration/metricsDimensions``.
+        var metricsDimensions: [(String, String)]
+        /// The ring buffer size (the live-edge cache holds at least one buffer write).
+        var bufferSize: Int
+        var logger: Logger
+    }
+
+    let options: Options
     let engineKind: IOEngineKind
     let isDirectIO: Bool
     let metrics: WALMetrics
@@ -34,8 +45,6 @@ final class LogWriter: @unchecked Sendable {
     let liveEdge: LiveEdgeCache
 
     private let engine: IOEngine
-    private let directIOPolicy: DirectIOPolicy
-    private let preallocator: Preallocator?
     private let logger: Logger
 
     private let lock = ConditionLock()
@@ -49,7 +58,10 @@ final class LogWriter: @unchecked Sendable {
     private var flusher: BackgroundThread?
 
     // Everything below is read and written only with `lock` held.
-    private var writer: SegmentWriter?
+    /// The segment lifecycle; nil once closed.
+    private var segments: ActiveSegment?
+    /// The active segment's writer; nil once closed.
+    private var writer: SegmentWriter? { segments?.writer }
     private var failure: WALError?
     private var isClosed = false
     private var flusherStopping = false
@@ -67,8 +79,6 @@ final class LogWriter: @unchecked Sendable {
     /// Readers following the durable LSN (live tailing), and their wake-ups due after unlock.
     private var watchers = DurabilityWatchers()
     private var watcherWakes: [DurabilityWatchers.Wake] = []
-    /// The preallocator was asked for the next segment's file.
-    private var spareRequested = false
     /// Published copies of the writer's counters (kept after close).
     private var lastDurableLSN: LSN = 0
     private var lastNextLSN: LSN = 1
@@ -79,21 +89,17 @@ final class LogWriter: @unchecked Sendable {
     private let durableMirror = Atomic<LSN>(0)
     private let activeSegmentMirror = Atomic<LSN>(0)
 
-    init(configuration: WALConfiguration, engine: IOEngine, writer: SegmentWriter) {
-        self.configuration = configuration
-        self.engine = engine
+    init(options: Options, segments: ActiveSegment) {
+        self.options = options
+        self.engine = segments.engine
         self.engineKind = engine.kind
-        self.writer = writer
-        self.logger = configuration.logger
+        self.segments = segments
+        let writer = segments.writer
+        self.logger = options.logger
         self.isDirectIO = writer.file.isDirect
         self.liveEdge = LiveEdgeCache(writerIsDirect: writer.file.isDirect,
-                                      capacity: max(LiveEdgeCache.defaultCapacity, configuration.bufferSize))
-        // Decided once: after a fallback, later segments open buffered without asking (and logging) again.
-        self.directIOPolicy = writer.file.isDirect ? configuration.directIO : .disabled
-        self.preallocator = configuration.preallocation == .none ? nil
-            : Preallocator(directory: configuration.directory, size: configuration.segmentTargetSize,
-                           mode: configuration.preallocation, direct: writer.file.isDirect)
-        self.metrics = WALMetrics(dimensions: configuration.metricsDimensions, engine: engine.kind)
+                                      capacity: max(LiveEdgeCache.defaultCapacity, options.bufferSize))
+        self.metrics = WALMetrics(dimensions: options.metricsDimensions, engine: engine.kind)
         self.changed = ConditionLock.Condition(lock)
         self.flusherWake = ConditionLock.Condition(lock)
         self.batchDelay = ConditionLock.Condition(lock)
@@ -136,7 +142,7 @@ final class LogWriter: @unchecked Sendable {
             while true {
                 try checkUsable()
                 if appendInProgress { wait(on: changed); continue }
-                if writer!.logicalEnd >= configuration.segmentTargetSize, writer!.nextLSN > writer!.firstLSN {
+                if segments!.isFull {
                     if ioRoleHeld { wait(on: changed); continue }
                     try withRole { () throws(WALError) in try roll() }
                     continue
@@ -158,10 +164,7 @@ final class LogWriter: @unchecked Sendable {
             metrics.records.increment()
             metrics.bytes.increment(by: Int64(payload.count))
             if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
-            if !spareRequested, let preallocator, writer.logicalEnd >= configuration.segmentTargetSize / 2 {
-                spareRequested = true
-                preallocator.startIfIdle()
-            }
+            segments!.appended()
             return lsn
         }
     }
@@ -290,9 +293,9 @@ final class LogWriter: @unchecked Sendable {
         lock.assertHeld()
         guard let writer, failure == nil else { return }
         ioRoleHeld = true
-        if configuration.maxBatchDelay > .zero && writer.queuedJob == nil {
+        if options.maxBatchDelay > .zero && writer.queuedJob == nil {
             // Let more commits join this flush (PostgreSQL's commit_delay).
-            let (seconds, attoseconds) = configuration.maxBatchDelay.components
+            let (seconds, attoseconds) = options.maxBatchDelay.components
             batchDelay.wait(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
         let demand = max(want, waiters.highest, requestedLSN)
@@ -433,75 +436,30 @@ final class LogWriter: @unchecked Sendable {
     }
 
     /// Seals the active segment and starts the next (lock and role held), provided it holds a
-    /// record.
-    ///
-    /// Order matters for crashes and failures: (1) the active segment is made durable and cut
-    /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
-    /// a new file — and if that fails (ENOSPC, EMFILE) the error is reported, the WAL stays
-    /// usable and keeps appending to the active segment; (3) the old file is closed, the
-    /// directory fsynced. A crash at any point leaves a log that replays in full.
+    /// record (``ActiveSegment/roll()``). A failure to get the next file is reported and
+    /// changes nothing: the WAL keeps appending to the active segment and tries again at a
+    /// later append. A failure to seal or to fsync the directory fails the WAL.
     private func roll() throws(WALError) {
         lock.assertHeld()
-        let writer = writer!
-        guard writer.nextLSN > writer.firstLSN else { return }
+        guard let segments else { throw WALError.closed }
         liveEdge.invalidate()  // the sealing writes below are not recorded in it
-        do throws(WALError) {
-            try writer.trimAndSync()
+        let before = segments.writer
+        do throws(ActiveSegment.RolloverFailure) {
+            try segments.roll()
         } catch {
-            fail(error)
-            throw error
-        }
-        publishDurable(writer.durableLSN)
-
-        // Recoverable from here until the new writer exists: the log itself is untouched.
-        spareRequested = false
-        let path = SegmentDirectory.path(configuration.directory, firstLSN: writer.nextLSN)
-        let file: SegmentFile
-        if let spare = try preallocator?.take() {
-            try Syscall.rename(spare, path)
-            do {
-                file = try SegmentFile.open(path: path, create: false, directIO: directIOPolicy, logger: logger)
-            } catch {
-                try? Syscall.unlink(path)
-                throw error
+            switch error {
+            case .fatal(let cause):
+                fail(cause)
+                throw cause
+            case .recoverable(let cause):
+                publishDurable(before.durableLSN)  // sealed: everything appended is durable
+                throw cause
             }
-        } else {
-            file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIOPolicy, logger: logger)
         }
-        let next: SegmentWriter
-        do {
-            next = try Self.makeWriter(file: file, firstLSN: writer.nextLSN, configuration: configuration, engine: engine)
-        } catch {
-            file.close()
-            try? Syscall.unlink(path)
-            throw error
-        }
-
-        writer.closeWithoutSync()
-        self.writer = next
-        activeSegmentMirror.store(next.firstLSN, ordering: .releasing)
-        do throws(WALError) {
-            try Syscall.fsyncDirectory(configuration.directory)
-        } catch {
-            fail(error)
-            throw error
-        }
+        publishDurable(before.durableLSN)
+        guard segments.writer !== before else { return }
+        activeSegmentMirror.store(segments.writer.firstLSN, ordering: .releasing)
         metrics.rollovers.increment()
-        logger.debug("rolled to a new segment", metadata: ["firstLSN": "\(next.firstLSN)"])
-    }
-
-    /// A writer for a new, empty segment file: with a fresh preamble and cipher when encrypting.
-    static func makeWriter(file: SegmentFile, firstLSN: LSN, configuration: WALConfiguration,
-                           engine: IOEngine) throws(WALError) -> SegmentWriter {
-        var preamble: SegmentPreamble?
-        var cipher: RecordCipher?
-        if let ring = configuration.encryption {
-            let fresh = SegmentPreamble.fresh(keyID: ring.current.id)
-            preamble = fresh
-            cipher = RecordCipher(key: ring.current, preamble: fresh)
-        }
-        return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
-                                 bufferSize: configuration.bufferSize, preamble: preamble, cipher: cipher)
     }
 
     // MARK: Close
@@ -516,22 +474,21 @@ final class LogWriter: @unchecked Sendable {
             isClosed = true
             ioRoleHeld = true
             defer { ioRoleHeld = false }
-            preallocator?.discard()
             liveEdge.invalidate()
-            if let writer {
-                self.writer = nil
+            if let segments {
+                self.segments = nil
                 activeSegmentMirror.store(0, ordering: .releasing)
                 if failure == nil {
                     do throws(WALError) {
-                        try writer.seal()
-                        publishDurable(writer.durableLSN)
+                        try segments.seal()
+                        publishDurable(segments.writer.durableLSN)
                     } catch {
-                        writer.closeWithoutSync()
+                        segments.closeWithoutSync()
                         fail(error)
                         outcome = error
                     }
                 } else {
-                    writer.closeWithoutSync()
+                    segments.closeWithoutSync()
                 }
             }
             // Waiters still here waited for LSNs that are durable now (released above), or the WAL failed.

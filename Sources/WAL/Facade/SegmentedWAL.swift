@@ -62,45 +62,19 @@ public final class SegmentedWAL: Sendable {
         }
 
         let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod, logger: logger)
-        try Preallocator.removeLeftover(in: directory)
         let segments = try SegmentDirectory.discover(directory)
-        let writer: SegmentWriter
-        if let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
-                                            recordTypes: configuration.recordTypes, keyRing: configuration.encryption) {
-            let last = tail.segment
-            let file = try SegmentFile.open(path: last.path, create: false, directIO: configuration.directIO, logger: logger)
-            if tail.end != tail.fileSize {
-                logger.info("cut the last segment after its last valid record", metadata: [
-                    "segment": "\(last.name)", "end": "\(tail.end)", "removedBytes": "\(tail.fileSize - tail.end)",
-                ])
-            }
-            try Recovery.repair(file, tail: tail)
-            if configuration.encryption != nil || tail.preamble != nil {
-                // Encrypted logs never append to a segment written before this open: a torn
-                // record's LSN would be encrypted again under the same epoch (a reused GCM
-                // nonce), and turning encryption on or rotating keys takes effect from a new
-                // segment. The old one is kept (sealed) when it holds records, replaced otherwise.
-                if tail.hasRecords {
-                    try Syscall.fsync(file.descriptor, path: file.path)
-                    file.close()
-                } else {
-                    file.close()
-                    try Syscall.unlink(last.path)
-                }
-                writer = try Self.createSegment(firstLSN: tail.nextLSN, configuration: configuration, engine: engine)
-            } else {
-                writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
-                                           end: tail.end, bufferSize: configuration.bufferSize)
-            }
-        } else {
-            writer = try Self.createSegment(firstLSN: 1, configuration: configuration, engine: engine)
-        }
-        try Syscall.fsyncDirectory(directory)
-
-        self.core = LogWriter(configuration: configuration, engine: engine, writer: writer)
+        let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
+                                         recordTypes: configuration.recordTypes, keyRing: configuration.encryption)
+        let active = try ActiveSegment(resuming: tail, settings: .init(
+            directory: directory, segmentTargetSize: configuration.segmentTargetSize, bufferSize: configuration.bufferSize,
+            directIO: configuration.directIO, preallocation: configuration.preallocation, encryption: configuration.encryption,
+            logger: logger), engine: engine)
+        self.core = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
+                                             bufferSize: configuration.bufferSize, logger: logger),
+                              segments: active)
         logger.debug("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
-            "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.file.isDirect)",
+            "nextLSN": "\(core.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(core.isDirectIO)",
         ])
     }
 
@@ -332,12 +306,4 @@ public final class SegmentedWAL: Sendable {
 
     /// The flusher thread's kernel id; nil once closed.
     var flusherThreadID: pid_t? { core.flusherThreadID }
-
-    private static func createSegment(firstLSN: LSN, configuration: WALConfiguration,
-                                      engine: IOEngine) throws(WALError) -> SegmentWriter {
-        let path = SegmentDirectory.path(configuration.directory, firstLSN: firstLSN)
-        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: configuration.directIO,
-                                        logger: configuration.logger)
-        return try LogWriter.makeWriter(file: file, firstLSN: firstLSN, configuration: configuration, engine: engine)
-    }
 }

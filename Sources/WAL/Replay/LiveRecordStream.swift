@@ -40,7 +40,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
     /// What tells the stream that new records exist.
     enum Source: Sendable {
         /// The WAL of this process: durability notifications, no polling.
-        case wal(LogWriter)
+        case wal(any DurabilitySource)
         /// Another process's WAL: look again every interval; records count once written.
         case poll(Duration)
     }
@@ -145,4 +145,17 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
             return nil
         }
     }
+}
+
+/// What a live stream needs of the writer in its own process — declared here, by the reader,
+/// and provided by the commit layer (``LogWriter``), so that reading never depends on writing.
+protocol DurabilitySource: AnyObject, Sendable {
+    /// The newest written bytes of the active segment (filled while tailers are registered).
+    var liveEdge: LiveEdgeCache { get }
+    /// The highest durable LSN (lock-free).
+    var durableLSN: LSN { get }
+    /// The active segment's first LSN; 0 once closed.
+    var activeSegmentFirstLSN: LSN { get }
+    /// Suspends until the durable LSN reaches `lsn` and returns it; nil when cancelled.
+    func durableLSN(reaching lsn: LSN) async throws(WALError) -> LSN?
 }

@@ -15,7 +15,7 @@ enum Recovery {
     /// Checks the log as `verification` says and returns where it ends; nil when there is no
     /// segment. Reads only: nothing is repaired here.
     static func findTail(of segments: [SegmentInfo], directory: String, verification: OpenVerification,
-                         recordTypes: Set<RecordType>, keyRing: KeyRing?) throws(WALError) -> ReplayCursor.LogEnd? {
+                         recordTypes: Set<RecordType>, keyRing: KeyRing?) throws(WALError) -> SegmentTail? {
         guard let last = segments.last else { return nil }
         let from: LSN
         switch verification {
@@ -76,18 +76,6 @@ enum Recovery {
             end = scanner.offset
         }
         return (end, due, scanner.preamble)
-    }
-
-    /// Removes everything after `tail.end` and makes the cut durable before anything new is
-    /// written, so that bytes of a torn write or of an older log can never be replayed later.
-    /// Only bytes after the last record of the durable prefix are cut: nothing there was
-    /// ever acknowledged (see ``EndOfLog``).
-    static func repair(_ file: SegmentFile, tail: ReplayCursor.LogEnd) throws(WALError) {
-        if tail.fileSize != tail.end {
-            try Syscall.ftruncate(file.descriptor, length: tail.end, path: file.path)
-        }
-        // Always: records that reached the page cache before a crash may not be on disk yet.
-        try Syscall.fsync(file.descriptor, path: file.path)
     }
 }
 

@@ -41,22 +41,8 @@ final class ReplayCursor {
 
     /// Where the log ended, once ``next()`` returned nil at the end of the last segment (not
     /// in follow mode): the segment, the end of its last valid record, the LSN due next, the
-    /// file's size and the segment's preamble. Recovery resumes the log there.
-    struct LogEnd {
-        /// The last segment.
-        var segment: SegmentInfo
-        /// The end of its last valid record.
-        var end: Int64
-        /// The LSN the next record gets.
-        var nextLSN: LSN
-        /// The file's size when it was read.
-        var fileSize: Int64
-        /// The segment's encryption preamble, if it has one.
-        var preamble: SegmentPreamble?
-        /// Whether the segment holds at least one record.
-        var hasRecords: Bool { nextLSN > segment.firstLSN }
-    }
-    private(set) var logEnd: LogEnd?
+    /// file's size and the segment's preamble. A writer resumes the log there.
+    private(set) var logEnd: SegmentTail?
 
     /// - Parameter segments: the directory's segments when the caller has just listed them
     ///   (otherwise they are listed at the first read).
@@ -288,7 +274,7 @@ final class ReplayCursor {
 
     private func finish() -> Found? {
         if let scanner, let segment = segments?[index], isLastSegment {
-            logEnd = LogEnd(segment: segment, end: recordEnd, nextLSN: expectedLSN ?? segment.firstLSN,
+            logEnd = SegmentTail(segment: segment, end: recordEnd, nextLSN: expectedLSN ?? segment.firstLSN,
                             fileSize: scanner.fileSize, preamble: scanner.preamble)
         }
         closeSegment()
