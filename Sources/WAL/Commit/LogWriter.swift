@@ -130,8 +130,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// race a rollover).
     func withActiveSegment<T>(_ body: (LSN) throws(WALError) -> T) throws(WALError) -> T {
         try locked { () throws(WALError) -> T in
-            try checkUsable()
-            return try body(writer!.firstLSN)
+            try body(try usableSegments().writer.firstLSN)
         }
     }
 
@@ -139,17 +138,20 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
 
     func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
         try locked { () throws(WALError) -> LSN in
+            var segments: ActiveSegment
             while true {
-                try checkUsable()
+                segments = try usableSegments()
                 if appendInProgress { wait(on: changed); continue }
-                if segments!.isFull {
+                if segments.isFull {
                     if ioRoleHeld { wait(on: changed); continue }
                     try withRole { () throws(WALError) in try roll() }
                     continue
                 }
                 break
             }
-            let writer = writer!
+            // No rollover or close can run until this append ends (appendInProgress holds them
+            // off while it waits for a buffer), so the writer stays the active segment's.
+            let writer = segments.writer
             let lsn: LSN
             do throws(WALError) {
                 lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload) {
@@ -164,7 +166,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
             metrics.records.increment()
             metrics.bytes.increment(by: Int64(payload.count))
             if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
-            segments!.appended()
+            segments.appended()
             return lsn
         }
     }
@@ -237,7 +239,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// Starts making every record up to `lsn` durable without waiting (the flusher does it).
     func requestDurability(upTo lsn: LSN) throws(WALError) {
         try locked { () throws(WALError) in
-            try checkUsable()
+            try usableSegments()
             guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
             guard lsn > lastDurableLSN, lsn > requestedLSN else { return }
             requestedLSN = lsn
@@ -278,7 +280,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// Everything appended so far made durable.
     func sync() throws(WALError) {
         let last = try locked { () throws(WALError) -> LSN in
-            try checkUsable()
+            try usableSegments()
             return lastNextLSN - 1
         }
         try waitUntilDurable(last)
@@ -401,9 +403,13 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         changed.broadcast()
     }
 
-    private func checkUsable() throws(WALError) {
-        if isClosed || writer == nil { throw WALError.closed }
+    /// The segments to write to, or why there are none (closed, failed). Lock held.
+    @discardableResult
+    private func usableSegments() throws(WALError) -> ActiveSegment {
+        lock.assertHeld()
+        guard !isClosed, let segments else { throw WALError.closed }
         if let failure { throw WALError.failed(failure) }
+        return segments
     }
 
     /// The flusher thread: flushes whenever a full buffer is queued or someone waits, and the
@@ -428,7 +434,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     func rollSegment() throws(WALError) {
         try locked { () throws(WALError) in
             while true {
-                try checkUsable()
+                try usableSegments()
                 if ioRoleHeld || appendInProgress { wait(on: changed); continue }
                 return try withRole { () throws(WALError) in try roll() }
             }
