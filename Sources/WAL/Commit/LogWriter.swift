@@ -120,6 +120,10 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     var flusherThreadID: pid_t? { locked { flusher?.threadID } }
 
     var nextLSN: LSN { locked { lastNextLSN } }
+    /// Neither closed nor failed: the WAL may still change what is on disk.
+    var isUsable: Bool { locked { !isClosed && failure == nil } }
+    /// Why the WAL cannot write any more (closed, or ``WALError/failed(_:)``); nil while it can.
+    var unusableReason: WALError? { locked { isClosed ? .closed : failure.map { .failed($0) } } }
     /// No tailer waits and none left bookkeeping behind (for tests).
     var watchersAreIdle: Bool { locked { watchers.isIdle } }
     var durableLSN: LSN { durableMirror.load(ordering: .acquiring) }

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Logging
+import Synchronization
 
 /// A write-ahead log kept as a directory of segment files, byte-compatible with the seed's
 /// (nodedb-wal) format.
@@ -33,6 +34,8 @@ public final class SegmentedWAL: Sendable {
 
     let core: LogWriter
     private let lock: DirectoryLock
+    /// The metadata file (``setMetadata(_:)``), serialised by its own lock.
+    let metadataState = Mutex(MetadataState())
 
     /// Opens the WAL in `configuration.directory`, creating it when missing, and takes the
     /// directory's advisory lock: a second writer on the same directory gets
