@@ -52,36 +52,37 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// waiting, or the WAL fails or closes.
     private let changed: ConditionLock.Condition
     /// Wakes the flusher thread.
-    private let flusherWake: ConditionLock.Condition
+    let flusherWake: ConditionLock.Condition
     /// Never signalled: the role holder sleeps on it for ``WALConfiguration/maxBatchDelay``.
     private let batchDelay: ConditionLock.Condition
     private var flusher: BackgroundThread?
 
-    // Everything below is read and written only with `lock` held.
+    // Everything below is read and written only with `lock` held (the state the ways to wait
+    // in LogWriter+Waiting.swift use is internal for that file, not for anyone else).
     /// The segment lifecycle; nil once closed.
     private var segments: ActiveSegment?
     /// The active segment's writer; nil once closed.
     private var writer: SegmentWriter? { segments?.writer }
-    private var failure: WALError?
-    private var isClosed = false
+    var failure: WALError?
+    var isClosed = false
     private var flusherStopping = false
     /// A thread holds the I/O role: it alone may call the engine or swap the writer.
-    private var ioRoleHeld = false
+    var ioRoleHeld = false
     /// An append released the lock in the middle of its record (waiting for a buffer); other
     /// appends wait for it to finish, so records never interleave.
     private var appendInProgress = false
-    private var waiters = CommitWaiters()
+    var waiters = CommitWaiters()
     /// The highest LSN someone asked to make durable without waiting (``requestDurability(upTo:)``).
-    private var requestedLSN: LSN = 0
+    var requestedLSN: LSN = 0
     /// Waiters released under the lock, resumed as soon as the lock is released (a woken
     /// thread should not find the lock still held by its waker).
     private var released: [CommitWaiters.Released] = []
     /// Readers following the durable LSN (live tailing), and their wake-ups due after unlock.
-    private var watchers = DurabilityWatchers()
+    var watchers = DurabilityWatchers()
     private var watcherWakes: [DurabilityWatchers.Wake] = []
     /// Published copies of the writer's counters (kept after close).
-    private var lastDurableLSN: LSN = 0
-    private var lastNextLSN: LSN = 1
+    var lastDurableLSN: LSN = 0
+    var lastNextLSN: LSN = 1
 
     // Lock-free mirrors for readers that check them once per record or per wake-up (live
     // tailers), so that those reads never queue for the lock committers need. Written under
@@ -195,107 +196,12 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         }
     }
 
-    // MARK: Durability
-
-    /// Blocks until every record up to `lsn` is durable, flushing itself when nobody else is.
-    func waitUntilDurable(_ lsn: LSN) throws(WALError) {
-        let waiter: CommitWaiters.ThreadWaiter? = try locked { () throws(WALError) -> CommitWaiters.ThreadWaiter? in
-            while true {
-                if lastDurableLSN >= lsn { return nil }
-                if let failure { throw WALError.failed(failure) }
-                if isClosed { throw WALError.closed }
-                guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
-                if !ioRoleHeld {
-                    runCycle(want: lsn)
-                    continue
-                }
-                // Someone else's flush is on disk: wait to be woken by the flush that covers
-                // this LSN (run by whoever holds the role then, often the flusher thread).
-                let waiter = CommitWaiters.ThreadWaiter()
-                waiters.add(lsn: lsn, thread: waiter)
-                return waiter
-            }
-        }
-        if let outcome = waiter?.wait() { throw outcome }
-    }
-
-    /// Suspends (never blocks) until every record up to `lsn` is durable; the flusher thread
-    /// does the flushing.
-    func durable(_ lsn: LSN) async throws(WALError) {
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Void, WALError>? = locked {
-                    if lastDurableLSN >= lsn { return .success(()) }
-                    if let failure { return .failure(WALError.failed(failure)) }
-                    if isClosed { return .failure(WALError.closed) }
-                    guard lsn < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN)) }
-                    waiters.add(lsn: lsn, task: continuation)
-                    if !ioRoleHeld { flusherWake.signal() }
-                    return nil
-                }
-                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
-            }
-        } catch {
-            throw error as! WALError
-        }
-    }
-
-    /// Starts making every record up to `lsn` durable without waiting (the flusher does it).
-    func requestDurability(upTo lsn: LSN) throws(WALError) {
-        try locked { () throws(WALError) in
-            try usableSegments()
-            guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
-            guard lsn > lastDurableLSN, lsn > requestedLSN else { return }
-            requestedLSN = lsn
-            if !ioRoleHeld { flusherWake.signal() }
-        }
-    }
-
-    /// Suspends until the durable LSN reaches `lsn` — which need not be appended yet — and
-    /// returns it; nil when the task is cancelled. Asks for no flush: a tailing reader follows
-    /// what the writers make durable. Throws ``WALError/closed`` or ``WALError/failed(_:)``.
-    func durableLSN(reaching lsn: LSN) async throws(WALError) -> LSN? {
-        let id = locked { watchers.makeID() }
-        do {
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: DurabilityWatchers.Continuation) in
-                    let outcome: Result<LSN?, WALError>? = locked {
-                        let known: Result<LSN?, WALError>? =
-                            lastDurableLSN >= lsn ? .success(lastDurableLSN)
-                            : failure.map { .failure(WALError.failed($0)) }
-                            ?? (isClosed ? .failure(WALError.closed) : nil)
-                        if let known {
-                            watchers.forget(id: id)
-                            return known
-                        }
-                        return watchers.add(id: id, lsn: lsn, continuation: continuation) ? nil : .success(nil)
-                    }
-                    if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
-                }
-            } onCancel: {
-                let wake = self.locked { self.watchers.cancel(id: id) }
-                wake?.resume()
-            }
-        } catch {
-            throw error as! WALError
-        }
-    }
-
-    /// Everything appended so far made durable.
-    func sync() throws(WALError) {
-        let last = try locked { () throws(WALError) -> LSN in
-            try usableSegments()
-            return lastNextLSN - 1
-        }
-        try waitUntilDurable(last)
-    }
-
     // MARK: The I/O role
 
     /// One flush, run with the lock held and the role free: takes the next job, writes it
     /// outside the lock, publishes the result. `want` is the caller's own LSN (0 for none);
     /// the job syncs when it covers every LSN anyone waits for.
-    private func runCycle(want: LSN) {
+    func runCycle(want: LSN) {
         lock.assertHeld()
         guard let writer, failure == nil else { return }
         ioRoleHeld = true
@@ -368,7 +274,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     }
 
     /// Runs `body` under the lock, then resumes the waiters it released.
-    private func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock.lock()
         defer { unlockAndResume() }
         return try body()
@@ -409,7 +315,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
 
     /// The segments to write to, or why there are none (closed, failed). Lock held.
     @discardableResult
-    private func usableSegments() throws(WALError) -> ActiveSegment {
+    func usableSegments() throws(WALError) -> ActiveSegment {
         lock.assertHeld()
         guard !isClosed, let segments else { throw WALError.closed }
         if let failure { throw WALError.failed(failure) }
