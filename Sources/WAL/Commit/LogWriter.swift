@@ -68,9 +68,6 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     private var flusherStopping = false
     /// A thread holds the I/O role: it alone may call the engine or swap the writer.
     var ioRoleHeld = false
-    /// An append released the lock in the middle of its record (waiting for a buffer); other
-    /// appends wait for it to finish, so records never interleave.
-    private var appendInProgress = false
     var waiters = CommitWaiters()
     /// The highest LSN someone asked to make durable without waiting (``requestDurability(upTo:)``).
     var requestedLSN: LSN = 0
@@ -141,58 +138,46 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
 
     // MARK: Appending
 
+    /// Appends under the lock. A record that fits in the ring's free space is copied at once;
+    /// a larger one waits for the I/O role and is copied holding it, the segment writer writing
+    /// full buffers as the record goes through (``SegmentWriter/append(storedType:tenant:vshard:payload:holdingIORole:)``):
+    /// either way the record is in the ring in one piece when the lock is released, so records
+    /// never interleave.
     func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
         try locked { () throws(WALError) -> LSN in
-            var segments: ActiveSegment
             while true {
-                segments = try usableSegments()
-                if appendInProgress { wait(on: changed); continue }
+                let segments = try usableSegments()
                 if segments.isFull {
                     if ioRoleHeld { wait(on: changed); continue }
                     try withRole { () throws(WALError) in try roll() }
                     continue
                 }
-                break
-            }
-            // No rollover or close can run until this append ends (appendInProgress holds them
-            // off while it waits for a buffer), so the writer stays the active segment's.
-            let writer = segments.writer
-            let lsn: LSN
-            do throws(WALError) {
-                lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload) {
-                    () throws(WALError) in try waitForBuffer()
+                let writer = segments.writer
+                let lsn: LSN
+                if writer.fits(writer.recordSize(payloadCount: payload.count)) {
+                    lsn = try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload,
+                                            holdingIORole: false)
+                } else {
+                    if ioRoleHeld { wait(on: changed); continue }
+                    liveEdge.invalidate()  // the writes made during this append are not recorded in it
+                    do throws(WALError) {
+                        lsn = try withRole { () throws(WALError) -> LSN in
+                            try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload,
+                                              holdingIORole: true)
+                        }
+                    } catch {
+                        if case .payloadTooLarge = error { throw error }  // refused before anything was copied
+                        fail(error)
+                        throw WALError.failed(error)  // as every caller sees a failed write
+                    }
                 }
-            } catch {
-                endAppend()
-                throw error
+                lastNextLSN = writer.nextLSN
+                metrics.records.increment()
+                metrics.bytes.increment(by: Int64(payload.count))
+                if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
+                segments.appended()
+                return lsn
             }
-            endAppend()
-            lastNextLSN = writer.nextLSN
-            metrics.records.increment()
-            metrics.bytes.increment(by: Int64(payload.count))
-            if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
-            segments.appended()
-            return lsn
-        }
-    }
-
-    /// Called (lock held) by an append whose buffer is full while the other is still out:
-    /// writes the queued buffer itself when the role is free, else waits for a buffer.
-    private func waitForBuffer() throws(WALError) {
-        lock.assertHeld()
-        appendInProgress = true
-        if !ioRoleHeld {
-            runCycle(want: 0)
-        } else {
-            wait(on: changed)
-        }
-        if let failure { throw WALError.failed(failure) }
-    }
-
-    private func endAppend() {
-        if appendInProgress {
-            appendInProgress = false
-            changed.broadcast()
         }
     }
 
@@ -345,7 +330,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         try locked { () throws(WALError) in
             while true {
                 try usableSegments()
-                if ioRoleHeld || appendInProgress { wait(on: changed); continue }
+                if ioRoleHeld { wait(on: changed); continue }
                 return try withRole { () throws(WALError) in try roll() }
             }
         }
@@ -386,7 +371,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         var outcome: WALError?
         let thread: BackgroundThread? = locked {
             if isClosed { return nil }
-            while ioRoleHeld || appendInProgress { wait(on: changed) }
+            while ioRoleHeld { wait(on: changed) }
             isClosed = true
             ioRoleHeld = true
             defer { ioRoleHeld = false }

@@ -109,21 +109,34 @@ final class SegmentWriter {
         }
         if end == 0, let preamble {
             try preamble.encoded.withUnsafeBytes { bytes in
-                Result { () throws(WALError) in
-                    try put(bytes) { () throws(WALError) in preconditionFailure("a new writer has a free buffer") }
-                }
+                Result { () throws(WALError) in try put(bytes, holdingIORole: false) }  // a new writer's buffer is free
             }.get()
         }
+    }
+
+    /// Bytes a record with a payload of `count` bytes takes in the ring (header, payload, and
+    /// the GCM tag when the segment is encrypted).
+    func recordSize(payloadCount count: Int) -> Int {
+        RecordHeader.size + count + (cipher == nil ? 0 : RecordCipher.tagSize)
+    }
+
+    /// Whether `size` bytes fit in the ring without a buffer coming back from disk first: the
+    /// rest of the current buffer, and the other one when it is in the ring.
+    func fits(_ size: Int) -> Bool {
+        size <= ring[current].capacity - fill + (otherInUse ? 0 : ring[1 - current].capacity)
     }
 
     /// Appends one record and returns its LSN (encrypted first when the segment is). The
     /// caller checked the plaintext length against the format's limit.
     ///
-    /// When the current buffer fills while the other is still out, `waitForBuffer` is called
-    /// (it releases the WAL's lock until a job completes); the record continues afterwards
-    /// in whatever buffer is current then.
+    /// A record that ``fits(_:)`` is copied without waiting. One that does not needs the other
+    /// buffer back while it is copied: the caller then holds the WAL's I/O role
+    /// (`holdingIORole`), so that no job of this segment is on disk, and the writer writes each
+    /// full buffer itself (without a sync) as the record goes through the ring.
+    /// - Throws: ``WALError/payloadTooLarge(size:limit:)`` before anything is copied; an I/O
+    ///   error of such a write (the WAL must then refuse further writes).
     func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer,
-                waitForBuffer: () throws(WALError) -> Void) throws(WALError) -> LSN {
+                holdingIORole: Bool) throws(WALError) -> LSN {
         let lsn = nextLSN
         var header = RecordHeader(storedType: storedType, lsn: lsn, tenant: tenant, vshard: vshard,
                                   payloadLength: UInt32(payload.count))
@@ -136,34 +149,36 @@ final class SegmentWriter {
                 header.storedType |= RecordType.encryptedFlag
                 header.payloadLength = UInt32(ciphertext.count + tag.count)
                 header.crc = header.computeChecksum(payload: ciphertext, tag)
-                try putHeader(header, waitForBuffer: waitForBuffer)
-                try put(ciphertext, waitForBuffer: waitForBuffer)
-                try put(tag, waitForBuffer: waitForBuffer)
+                try putHeader(header, holdingIORole: holdingIORole)
+                try put(ciphertext, holdingIORole: holdingIORole)
+                try put(tag, holdingIORole: holdingIORole)
             }
         } else {
             header.crc = header.computeChecksum(payload: payload)
-            try putHeader(header, waitForBuffer: waitForBuffer)
-            try put(payload, waitForBuffer: waitForBuffer)
+            try putHeader(header, holdingIORole: holdingIORole)
+            try put(payload, holdingIORole: holdingIORole)
         }
         nextLSN += 1
         return lsn
     }
 
-    private func putHeader(_ header: RecordHeader, waitForBuffer: () throws(WALError) -> Void) throws(WALError) {
+    private func putHeader(_ header: RecordHeader, holdingIORole: Bool) throws(WALError) {
         try withUnsafeTemporaryAllocation(byteCount: RecordHeader.size, alignment: 8) { (scratch) throws(WALError) in
             header.encode(into: scratch)
-            try put(UnsafeRawBufferPointer(scratch), waitForBuffer: waitForBuffer)
+            try put(UnsafeRawBufferPointer(scratch), holdingIORole: holdingIORole)
         }
     }
 
-    /// Copies bytes into the ring; a buffer that fills is queued as a job.
-    private func put(_ bytes: UnsafeRawBufferPointer, waitForBuffer: () throws(WALError) -> Void) throws(WALError) {
+    /// Copies bytes into the ring; a buffer that fills is queued as a job, or — when the other
+    /// buffer is still out and the caller holds the I/O role — the queued job is written first.
+    private func put(_ bytes: UnsafeRawBufferPointer, holdingIORole: Bool) throws(WALError) {
         var remaining = bytes
         while !remaining.isEmpty {
             let buffer = ring[current]
             if fill == buffer.capacity {
                 if otherInUse {
-                    try waitForBuffer()
+                    precondition(holdingIORole, "a record that does not fit is appended holding the I/O role")
+                    try writeQueuedJob()
                 } else {
                     queuedJob = takeBuffer(sync: false)
                 }
@@ -175,6 +190,21 @@ final class SegmentWriter {
             hasUntakenBytes = true
             remaining = UnsafeRawBufferPointer(rebasing: remaining[count...])
         }
+    }
+
+    /// Writes the queued full buffer now, without a sync (the caller holds the I/O role, so it
+    /// is the only job out of the ring), and takes it back.
+    private func writeQueuedJob() throws(WALError) {
+        guard let job = takeJob(sync: { _ in false }) else {
+            preconditionFailure("holding the I/O role, the buffer out of the ring is the queued job")
+        }
+        do throws(WALError) {
+            try write(job)
+        } catch {
+            returnBuffer(of: job)
+            throw error
+        }
+        finish(job)
     }
 
     /// The next job to write, in file order: the queued full buffer, else the current buffer
