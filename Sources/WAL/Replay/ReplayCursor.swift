@@ -100,17 +100,22 @@ final class ReplayCursor {
     }
 
     private func advance() throws(WALError) -> Found? {
-        if segments == nil { segments = try SegmentDirectory.discover(directory) }
-        let segments = self.segments!
+        let segments: [SegmentInfo]
+        if let listed = self.segments {
+            segments = listed
+        } else {
+            segments = try SegmentDirectory.discover(directory)
+            self.segments = segments
+        }
         while true {
             guard let scanner else {
                 guard index < segments.count else { return follow ? nil : finish() }
                 try openSegment(segments, at: index)
                 continue
             }
+            guard let due = expectedLSN else { preconditionFailure("a segment is open only with an LSN due in it") }
             let segment = segments[index]
             let step = try scanner.next()
-            let due = expectedLSN!
             let finding: EndOfLog.Finding
             switch step {
             case .record(let header, _, let afterPadding): finding = .record(lsn: header.lsn, afterPadding: afterPadding)
