@@ -74,6 +74,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Live tailers (`records(from:follow:)`) reading while the writers run; each must receive every record. Measures what tailing costs committers.")
     var tailers: Int = 0
 
+    @Option(help: "Write the commit-latency distribution to this file in HdrHistogram's percentile-distribution format (.hgrm; values in milliseconds), as HdrHistogram's plotter reads it.")
+    var hgrm: String?
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -143,6 +146,7 @@ struct BenchCommand: ParsableCommand {
         let payload = (0..<recordSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let tailing = LiveTailers(wal: wal, count: tailers)
         let cachedBefore = meminfoCachedBytes()
+        let cpuBefore = processCPUSeconds()
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(duration * 1e9)
         let outcome = Tally()
@@ -184,7 +188,17 @@ struct BenchCommand: ParsableCommand {
             }
         }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+        let cpuSeconds = processCPUSeconds() - cpuBefore
         let cachedAfter = meminfoCachedBytes()
+        if let hgrm {
+            var distribution = ""
+            latency.outputPercentileDistribution(to: &distribution, outputValueUnitScalingRatio: 1000)
+            do {
+                try distribution.write(toFile: hgrm, atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIError("cannot write \(hgrm): \(error.localizedDescription)")
+            }
+        }
         var replayMegabytesPerSecond: Double?
         if replay {
             dropPageCache()
@@ -215,7 +229,9 @@ struct BenchCommand: ParsableCommand {
             ],
             pageCacheGrowthBytes: cachedAfter - cachedBefore,
             replayMegabytesPerSecond: replayMegabytesPerSecond,
-            tailers: tailers
+            tailers: tailers,
+            cpuSeconds: cpuSeconds,
+            device: DeviceInfo.of(path: path)
         )
         print(json ? result.json : result.table)
     }
@@ -240,6 +256,12 @@ struct BenchResult {
     var pageCacheGrowthBytes: Int64
     var replayMegabytesPerSecond: Double?
     var tailers: Int
+    /// CPU time (user + system) of the whole process while the writers ran.
+    var cpuSeconds: Double
+    /// The block device the WAL directory lives on.
+    var device: DeviceInfo?
+
+    var cpuMicrosPerCommit: Double { commits > 0 ? cpuSeconds * 1e6 / Double(commits) : 0 }
 
     var bytesWritten: Double { Double(records * (recordSize + WALRecord.headerSize)) }
 
@@ -263,6 +285,8 @@ struct BenchResult {
         lines.append("page cache growth \(pageCacheGrowthBytes / 1024) KiB (\(format(Double(pageCacheGrowthBytes) / max(bytesWritten, 1) * 100, 2)) % of the bytes written)")
         if let replayMegabytesPerSecond { lines.append("replay MB/s       \(format(replayMegabytesPerSecond, 1))") }
         if tailers > 0 { lines.append("live tailers      \(tailers), each received all \(records) records") }
+        lines.append("CPU               \(format(cpuSeconds, 2)) s (\(format(cpuMicrosPerCommit, 1)) µs per commit)")
+        if let device { lines.append("device            \(device.summary)") }
         return lines.joined(separator: "\n")
     }
 
@@ -278,6 +302,7 @@ extension BenchResult: Encodable {
     enum CodingKeys: String, CodingKey {
         case engine, directIO, preallocation, encrypted, recordSize, syncEvery, writers, seconds, records, commits, fdatasyncs
         case recordsPerSecond, megabytesPerSecond, commitLatencyMicros, pageCacheGrowthBytes, replayMegabytesPerSecond, tailers
+        case cpuSeconds, cpuMicrosPerCommit, device
         case asyncWriters = "async"
     }
 
@@ -301,6 +326,9 @@ extension BenchResult: Encodable {
         try container.encode(pageCacheGrowthBytes, forKey: .pageCacheGrowthBytes)
         try container.encode(replayMegabytesPerSecond.map { Self.rounded($0, 1) }, forKey: .replayMegabytesPerSecond)
         try container.encode(tailers, forKey: .tailers)
+        try container.encode(Self.rounded(cpuSeconds, 3), forKey: .cpuSeconds)
+        try container.encode(Self.rounded(cpuMicrosPerCommit, 2), forKey: .cpuMicrosPerCommit)
+        try container.encode(device, forKey: .device)
     }
 
     private static func rounded(_ value: Double, _ digits: Int) -> Double {

@@ -165,4 +165,27 @@ struct CLITests {
             #expect(!result.errors.contains("Fatal error") && !result.errors.contains("Stack dump"), "\(arguments): \(result.errors)")
         }
     }
+
+    @Test("wal bench --hgrm writes the latency distribution; --json reports CPU time and the device")
+    func benchHistogramAndMachineFacts() throws {
+        try withTemporaryDirectory { dir in
+            let hgrm = dir + "/latency.hgrm"
+            let result = try runProduct("wal", ["bench", "--duration", "0.3", "--sync-every", "1", "--directory", dir + "/wal",
+                                                "--hgrm", hgrm, "--json"])
+            #expect(result.status == 0, "\(result.errors)")
+            let report = try #require(try json(result.output) as? [String: Any])
+            let commits = try #require(report["commits"] as? Int)
+            #expect(commits > 0)
+            #expect((report["cpuSeconds"] as? Double ?? 0) > 0)
+            #expect((report["cpuMicrosPerCommit"] as? Double ?? 0) > 0)
+            #expect(report.keys.contains("device"))
+            if let device = report["device"] as? [String: Any] {  // null where the directory is on no block device
+                #expect(device["name"] is String)
+            }
+            let distribution = try String(contentsOfFile: hgrm, encoding: .utf8)
+            #expect(distribution.contains("Percentile"))
+            #expect(distribution.contains("Total count    =") && distribution.contains("\(commits)]"))
+            #expect(try runProduct("wal", ["bench", "--duration", "0.1", "--hgrm", dir + "/missing/x.hgrm"]).status != 0)
+        }
+    }
 }
