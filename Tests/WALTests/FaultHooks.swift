@@ -33,8 +33,8 @@ final class FaultHooks: Sendable {
         TestHooks.observer = { event in
             let path: String
             switch event {
-            case .create(let p), .write(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p), .unlink(let p),
-                 .syncDirectory(let p):
+            case .create(let p), .write(let p, _, _), .writeDurable(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p),
+                 .unlink(let p), .syncDirectory(let p):
                 path = p
             case .rename(let from, _):
                 path = from

@@ -96,7 +96,11 @@ struct RecoveryTests {
             var configuration = testConfiguration(dir, engine: .posix, segmentTargetSize: 64 << 10)
             configuration.preallocation = preallocation
             let wal = try SegmentedWAL(configuration: configuration)
-            guard wal.isDirectIO else { try wal.close(); return }  // no O_DIRECT here: nothing to reopen
+            guard wal.isDirectIO else {
+                try wal.close()
+                withKnownIssue("/tmp refuses O_DIRECT here: there is no O_DIRECT reopen to fail") { throw CancellationError() }
+                return
+            }
             let first = try #require(try segmentPaths(dir).first)
             let opens = Mutex(0)
             let handlers = FaultHooks.Handlers(error: { operation, path in

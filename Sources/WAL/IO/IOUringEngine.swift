@@ -183,7 +183,7 @@ final class IOUringEngine: IOEngine {
                 try queue(flush)
                 continue
             }
-            if flush.durable { TestHooks.observe(.sync(path: flush.file.path)) }
+            if flush.fdatasync { TestHooks.observe(.sync(path: flush.file.path)) }
             inFlight = nil
         }
     }
@@ -200,7 +200,11 @@ final class IOUringEngine: IOEngine {
     private static func report(_ flush: Flush, count: Int) {
         guard TestHooks.isObserving, count > 0 else { return }
         let bytes = UnsafeRawBufferPointer(start: flush.base + flush.written, count: count)
-        TestHooks.observe(.write(path: flush.file.path, offset: flush.offset + Int64(flush.written), bytes: Array(bytes)))
+        let offset = flush.offset + Int64(flush.written)
+        // A dsync write is durable for its own range only: the model must not take it for a
+        // sync of the whole file.
+        TestHooks.observe(flush.dsync ? .writeDurable(path: flush.file.path, offset: offset, bytes: Array(bytes))
+                                      : .write(path: flush.file.path, offset: offset, bytes: Array(bytes)))
     }
 
     // MARK: Ring plumbing

@@ -60,14 +60,15 @@ enum Syscall {
     /// A short read is not taken as the end of the file: FUSE and NFS (with direct I/O too) may
     /// return fewer bytes, or none, before it. After a short read the file's size is looked up
     /// (fstat) and the read continues while it is not reached — with O_DIRECT from the last
-    /// block boundary, so that the offset stays aligned. A file that keeps answering with no
-    /// bytes below its size is an I/O error (EIO), never a short file: recovery would otherwise
-    /// cut records it merely failed to read.
+    /// block boundary, so that the offset stays aligned. A file that keeps reading without
+    /// progress below its size is an I/O error (EIO), never a short file: recovery would
+    /// otherwise cut records it merely failed to read.
     static func preadFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64, path: String,
                           direct: Bool = false) throws(WALError) -> Int {
         var done = 0
-        var emptyReads = 0
+        var stalls = 0
         while done < buffer.count {
+            let start = done
             let asked = buffer.count - done
             var wanted = TestHooks.readLimit(path, asked)
             if direct && wanted > 0 {
@@ -82,13 +83,15 @@ enum Syscall {
             // Short: the end of the file, or a file system that returned less than it has.
             let size = try fileSize(fd, path: path)
             if offset + Int64(done) >= size { return min(done, Int(max(0, size - offset))) }
-            if n == 0 {
-                emptyReads += 1
-                if emptyReads > 8 { throw WALError.io(operation: "pread", errno: EIO, path: path) }
-            } else {
-                emptyReads = 0
-            }
             if direct { done = done & ~(AlignedBuffer.alignment - 1) }
+            // No progress (nothing read, or with O_DIRECT less than a block, re-read from the
+            // same boundary): a few times is a slow file system, always is a broken one.
+            if done <= start {
+                stalls += 1
+                if stalls > 8 { throw WALError.io(operation: "pread", errno: EIO, path: path) }
+            } else {
+                stalls = 0
+            }
         }
         return done
     }
@@ -224,6 +227,9 @@ enum Syscall {
 enum SyscallEvent: Sendable {
     case create(path: String)
     case write(path: String, offset: Int64, bytes: [UInt8])
+    /// A write durable by itself when it completed (`RWF_DSYNC`): its own bytes, nothing else of
+    /// the file — the writer uses one only when nothing written before is still unsynced.
+    case writeDurable(path: String, offset: Int64, bytes: [UInt8])
     case truncate(path: String, length: Int64)
     /// fallocate without KEEP_SIZE: the file is at least `length` bytes long (reading zeros).
     case allocate(path: String, length: Int64)

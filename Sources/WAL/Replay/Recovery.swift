@@ -9,8 +9,10 @@
 /// - `.full`: the whole log read with the replay rules (and authenticated, when a key ring is
 ///   configured) before the WAL opens.
 ///
-/// Any problem refuses the open with the error replay would throw, and nothing is changed on
-/// disk: a writer never appends to a log that its own replay would refuse.
+/// Any problem found refuses the open with the error replay would throw, and nothing is
+/// changed on disk. With `.recent`, damage inside an older sealed segment (past its first
+/// record) and the authentication of encrypted records are left to replay and `wal verify`;
+/// `.full` leaves nothing.
 enum Recovery {
     /// Checks the log as `verification` says and returns where it ends; nil when there is no
     /// segment. Reads only: nothing is repaired here.

@@ -53,6 +53,12 @@ final class ActiveSegment {
     private let directIO: DirectIOPolicy
     /// The preallocator was asked for the next segment's file.
     private var spareRequested = false
+    /// After a rollover failed for want of a next file: the logical end from which the next
+    /// attempt is made. Until then appends go on in the active segment (its size limit is
+    /// soft), so a lasting failure costs one failed append per retry, not every append.
+    private var retryRolloverAt: Int64?
+    /// How much the active segment grows after a failed rollover before the next attempt.
+    static let rolloverRetryDistance: Int64 = 64 * 1024
 
     /// Opens the log for writing: resumes the last segment at `tail` (everything after its
     /// last valid record cut off, and the cut made durable) or, with no segment, creates the
@@ -97,7 +103,9 @@ final class ActiveSegment {
 
     /// The active segment has reached its target size and holds a record: the next append
     /// should roll over first.
-    var isFull: Bool { writer.logicalEnd >= settings.segmentTargetSize && writer.nextLSN > writer.firstLSN }
+    var isFull: Bool {
+        writer.logicalEnd >= max(settings.segmentTargetSize, retryRolloverAt ?? 0) && writer.nextLSN > writer.firstLSN
+    }
 
     /// After an append: past half the target size, the next segment's file is prepared in the
     /// background.
@@ -114,8 +122,9 @@ final class ActiveSegment {
     /// Order matters for crashes and failures: (1) the active segment is made durable and cut
     /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
     /// a new file — and if that fails (ENOSPC, EMFILE) nothing of the log changed and no
-    /// descriptor or file of the attempt is left; (3) the old file is closed and the directory
-    /// fsynced. A crash at any point leaves a log that replays in full.
+    /// descriptor or file of the attempt is left, and the next attempt waits until the segment
+    /// has grown by another ``rolloverRetryDistance``; (3) the old file is closed and the
+    /// directory fsynced. A crash at any point leaves a log that replays in full.
     func roll() throws(RolloverFailure) {
         let old = writer
         guard old.nextLSN > old.firstLSN else { return }
@@ -124,13 +133,18 @@ final class ActiveSegment {
         } catch {
             throw .fatal(error)
         }
-        spareRequested = false
         let next: SegmentWriter
         do throws(WALError) {
             next = try nextSegment(firstLSN: old.nextLSN)
         } catch {
+            // The spare (if any) is used up: the retry creates a plain file rather than
+            // preparing another spare that would fail the same way.
+            spareRequested = true
+            retryRolloverAt = old.logicalEnd + Self.rolloverRetryDistance
             throw .recoverable(error)
         }
+        spareRequested = false
+        retryRolloverAt = nil
         old.closeWithoutSync()  // trimmed and synced above
         writer = next
         do throws(WALError) {
@@ -147,7 +161,12 @@ final class ActiveSegment {
         guard let spare = try preallocator?.take() else {
             return try Self.create(firstLSN: firstLSN, settings: settings, directIO: directIO, engine: engine)
         }
-        try Syscall.rename(spare, path)
+        do throws(WALError) {
+            try Syscall.rename(spare, path)
+        } catch {
+            try? Syscall.unlink(spare)  // the retry creates a plain file; leave nothing behind
+            throw error
+        }
         do throws(WALError) {
             let file = try SegmentFile.open(path: path, create: false, directIO: directIO, logger: settings.logger)
             do throws(WALError) {

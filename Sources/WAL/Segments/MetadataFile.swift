@@ -19,7 +19,7 @@ import Glibc
 /// | 7 | 1 | key id (encrypted) |
 /// | 8 | 8 | generation, little-endian |
 /// | 16 | 4 | stored length, little-endian |
-/// | 20 | 4 | CRC-32C of bytes 0..<20 and the stored bytes |
+/// | 20 | 4 | CRC-32C of bytes 0..<20, 24..<52 and the stored bytes |
 /// | 24 | 16 | encrypted: HKDF salt |
 /// | 40 | 12 | encrypted: GCM nonce |
 /// | 52 | … | the stored bytes: the blob, or ciphertext ‖ 16-byte tag (header authenticated) |
@@ -110,10 +110,17 @@ final class MetadataFile {
             slot.storeBytes(of: UInt32(bytes.count).littleEndian, toByteOffset: 16, as: UInt32.self)
         }
         for (index, byte) in stored.enumerated() { slot[Self.headerSize + index] = byte }
+        let crc = Self.checksum(UnsafeRawBufferPointer(slot), storedCount: stored.count)
+        slot.storeBytes(of: crc.littleEndian, toByteOffset: 20, as: UInt32.self)
+    }
+
+    /// CRC-32C of a slot: bytes 0..<20, 24..<52 (salt and nonce) and the stored bytes.
+    private static func checksum(_ slot: UnsafeRawBufferPointer, storedCount: Int) -> UInt32 {
         var crc = CRC32C()
         crc.update(UnsafeRawBufferPointer(rebasing: slot[0..<20]))
-        crc.update(UnsafeRawBufferPointer(rebasing: slot[Self.headerSize..<(Self.headerSize + stored.count)]))
-        slot.storeBytes(of: crc.value.littleEndian, toByteOffset: 20, as: UInt32.self)
+        crc.update(UnsafeRawBufferPointer(rebasing: slot[24..<headerSize]))
+        crc.update(UnsafeRawBufferPointer(rebasing: slot[headerSize..<(headerSize + storedCount)]))
+        return crc.value
     }
 
     private static func key(_ key: EncryptionKey, salt: [UInt8]) -> SymmetricKey {
@@ -134,10 +141,9 @@ final class MetadataFile {
             let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
             guard length <= maxSize + 16 else { continue }
             let stored = UnsafeRawBufferPointer(rebasing: bytes[headerSize..<(headerSize + length)])
-            var crc = CRC32C()
-            crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<20]))
-            crc.update(stored)
-            guard crc.value == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt32.self)) else { continue }
+            guard checksum(bytes, storedCount: length) == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt32.self)) else {
+                continue
+            }
             let generation = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
             if generation > (best?.generation ?? 0) { best = (generation, slot, stored, bytes) }
         }
