@@ -137,11 +137,12 @@ struct CLITests {
             process.standardOutput = output
             try process.run()
             for i in 20..<200 { try wal.commit(.put, payload: taggedPayload(writer: 0, sequence: i, size: 500)) }
-            // Read lines until all 200 have arrived (or give up after 20 s).
+            // Read until all 200 lines have arrived whole (or give up after 20 s): a chunk may
+            // end in the middle of a line, so count newlines, not pieces.
             var text = ""
             let deadline = Date().addingTimeInterval(20)
             let handle = output.fileHandleForReading
-            while text.split(separator: "\n").count < 200 && Date() < deadline {
+            while text.utf8.count(where: { $0 == UInt8(ascii: "\n") }) < 200 && Date() < deadline {
                 let chunk = handle.availableData
                 if chunk.isEmpty { break }
                 text += String(decoding: chunk, as: UTF8.self)
