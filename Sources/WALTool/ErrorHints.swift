@@ -43,6 +43,10 @@ enum ErrorHints {
             return "the log was written by a newer swift-wal: use a `wal` built from that version or later"
         case .truncatedWhileReading:
             return "the writer truncated the log meanwhile; start again with --from at or above the first LSN still retained (`wal segments \(dir)`)"
+        case .truncated(let after):
+            return "start again with --from \(after + 1) or lower"
+        case .logReset(let to):
+            return "the log continues at LSN \(to + 1); read from there (what came before is in the snapshot the reset installed)"
         case .notASegmentFile(let path, _):
             return "move \(path) out of the WAL directory: entries named like segments must be segment files"
         case .invalidKey:
@@ -59,7 +63,7 @@ enum ErrorHints {
             case ENOSPC, EDQUOT: return "free space on the file system holding \(path)"
             default: return nil
             }
-        case .payloadTooLarge, .closed, .lsnNotAppended, .invalidConfiguration:
+        case .payloadTooLarge, .closed, .lsnNotAppended, .invalidConfiguration, .invalidArgument:
             return nil
         }
     }

@@ -26,14 +26,20 @@ struct VerifyCommand: ParsableCommand {
         var recordsChecked: Int
         var tornTailBytes: Int64
         var problems: [Problem]
+        var pendingCut: SegmentsCommand.Cut?
+        var metadata: Bool
     }
 
     func run() throws {
         let report = SegmentedWAL.verify(directory: directory, keyRing: try keys.keyRing())
+        // A damaged intent is reported by verify itself (replay refuses it).
+        let cut = (try? SegmentedWAL.pendingCut(in: directory))?.map { SegmentsCommand.Cut(kind: $0.kind.rawValue, lsn: $0.lsn) }
+        let metadata = try SegmentedWAL.hasMetadata(in: directory)
         let output = Output(clean: report.isClean, segments: report.segments.count, recordsChecked: report.recordsChecked,
                             tornTailBytes: report.tornTailBytes,
                             problems: report.problems.map { .init(segment: $0.segment, offset: $0.offset, lsn: $0.lsn, message: $0.error.description,
-                                                                  hint: hint(for: $0.error)) })
+                                                                  hint: hint(for: $0.error)) },
+                            pendingCut: cut, metadata: metadata)
         if json {
             try printJSON(output)
         } else {
@@ -41,6 +47,10 @@ struct VerifyCommand: ParsableCommand {
                 print("PROBLEM \(problem)")
                 if let hint = hint(for: problem.error) { print("  hint: \(hint)") }
             }
+            if let cut {
+                print("note: a cut (\(cut.kind) \(cut.lsn)) was interrupted; the log was checked as cut, and the next open finishes it")
+            }
+            if metadata { print("metadata: present") }
             if report.tornTailBytes > 0 {
                 print("note: \(report.tornTailBytes) bytes of a torn write after the last record of the active segment (cut off on the next open)")
             }

@@ -72,7 +72,10 @@ struct CLITests {
     func segments(name: String) throws {
         let result = try runProduct("wal", ["segments", VectorTests.root + "/" + name, "--json"])
         #expect(result.status == 0)
-        let rows = try #require(try json(result.output) as? [[String: Any]])
+        let object = try #require(try json(result.output) as? [String: Any])
+        let rows = try #require(object["segments"] as? [[String: Any]])
+        #expect(object["metadata"] as? Bool == false)
+        #expect(object["pendingCut"] == nil || object["pendingCut"] is NSNull)
         let manifest = try VectorTests.manifest(name)
         let records = manifest["records"] as! [[String: Any]]
         #expect(rows.reduce(0) { $0 + ($1["records"] as! Int) } == records.count)
@@ -84,6 +87,47 @@ struct CLITests {
         }
         let text = try runProduct("wal", ["segments", VectorTests.root + "/" + name])
         #expect(text.output.split(separator: "\n").count == rows.count + 1)
+    }
+
+    @Test("wal truncate --after and wal reset --to cut the log's end; segments and verify show a pending cut and metadata")
+    func cutCommands() throws {
+        try withTemporaryDirectory { directory in
+            let wal = try SegmentedWAL(configuration: testConfiguration(directory, segmentTargetSize: 16 << 10))
+            for sequence in 0..<100 { try wal.commit(.put, payload: taggedPayload(writer: 1, sequence: sequence, size: 200)) }
+            try wal.setMetadata([1, 2, 3])
+            try wal.close()
+            let truncate = try runProduct("wal", ["truncate", directory, "--after", "40", "--json"])
+            #expect(truncate.status == 0, "\(truncate.errors)")
+            let truncated = try #require(try json(truncate.output) as? [String: Any])
+            #expect((truncated["nextLSN"] as? NSNumber)?.uint64Value == 41)
+            #expect(try replayAll(directory).map(\.lsn) == Array(1...40))
+            let both = try runProduct("wal", ["truncate", directory, "--after", "4", "--before", "3"])
+            #expect(both.status != 0)
+            #expect(both.errors.contains("exactly one"))
+
+            try LogCut(kind: .truncateAfter, lsn: 30).record(in: directory)
+            let listed = try #require(try json(try runProduct("wal", ["segments", directory, "--json"]).output) as? [String: Any])
+            let cut = try #require(listed["pendingCut"] as? [String: Any])
+            #expect(cut["kind"] as? String == "truncate-after")
+            #expect((cut["lsn"] as? NSNumber)?.uint64Value == 30)
+            #expect(listed["metadata"] as? Bool == true)
+            let text = try runProduct("wal", ["segments", directory])
+            #expect(text.output.contains("pending cut: truncate-after 30"))
+            let verify = try runProduct("wal", ["verify", directory])
+            #expect(verify.status == 0)
+            #expect(verify.output.contains("interrupted") && verify.output.contains("metadata: present"))
+            #expect(verify.output.contains("30 record(s) checked"))
+
+            let reset = try runProduct("wal", ["reset", directory, "--to", "1000", "--json"])
+            #expect(reset.status == 0, "\(reset.errors)")
+            #expect(((try json(reset.output) as? [String: Any])?["nextLSN"] as? NSNumber)?.uint64Value == 1001)
+            #expect(try replayAll(directory).isEmpty)
+            #expect(try SegmentedWAL.pendingCut(in: directory) == nil)
+            let again = try SegmentedWAL(configuration: testConfiguration(directory))
+            #expect(again.nextLSN == 1001)
+            #expect(try again.metadata() == [1, 2, 3])
+            try again.close()
+        }
     }
 
     @Test("wal dump prints one line per record; --from, --limit and --type select", arguments: ["basic", "multi-segment"])

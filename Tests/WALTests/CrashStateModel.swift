@@ -41,6 +41,8 @@ final class CrashStateModel: Sendable {
         case acknowledged(LSN)
         /// Truncation was asked to drop records below this LSN: a crash state may lack them.
         case truncatedBelow(LSN)
+        /// `truncate(after:)` (or, with `reset`, `reset(to:)`) returned: the log's end is the LSN.
+        case cut(LSN, reset: Bool)
     }
 
     private let trace = Mutex<[Entry]>([])
@@ -48,6 +50,7 @@ final class CrashStateModel: Sendable {
     func record(_ event: SyscallEvent) { trace.withLock { $0.append(.event(event)) } }
     func acknowledge(_ lsn: LSN) { trace.withLock { $0.append(.acknowledged(lsn)) } }
     func truncated(below lsn: LSN) { trace.withLock { $0.append(.truncatedBelow(lsn)) } }
+    func cut(after lsn: LSN, reset: Bool) { trace.withLock { $0.append(.cut(lsn, reset: reset)) } }
 
     /// The handlers that feed this model from a directory's system calls.
     var handlers: FaultHooks.Handlers { FaultHooks.Handlers(observer: { [self] event in record(event) }) }
@@ -106,6 +109,9 @@ final class CrashStateModel: Sendable {
             switch entry {
             case .acknowledged(let lsn): acknowledged = max(acknowledged, lsn)
             case .truncatedBelow(let lsn): floor = max(floor, lsn)
+            case .cut(let lsn, let reset):
+                acknowledged = min(acknowledged, lsn)
+                if reset { acknowledged = lsn; floor = lsn + 1 }
             case .event(let event): apply(event)
             }
         }

@@ -114,6 +114,31 @@ struct CommitWaiters {
         return released.isEmpty ? nil : released
     }
 
+    /// Removes the waiters whose LSN is above `lsn`, to be resumed with `outcome` (a cut
+    /// removed their records before they were durable).
+    mutating func release(above lsn: LSN, outcome: WALError) -> Released? {
+        guard highest > lsn else { return nil }
+        var threads: [ThreadWaiter] = []
+        var tasks: [CheckedContinuation<Void, any Error>] = []
+        var kept: [Entry] = []
+        var newHighest: LSN = 0
+        for entry in entries {
+            if entry.lsn > lsn {
+                switch entry.wake {
+                case .thread(let waiter): threads.append(waiter)
+                case .task(let task): tasks.append(task)
+                }
+            } else {
+                kept.append(entry)
+                newHighest = max(newHighest, entry.lsn)
+            }
+        }
+        entries = kept
+        highest = newHighest
+        let released = Released(threads: threads, tasks: tasks, outcome: outcome)
+        return released.isEmpty ? nil : released
+    }
+
     /// Removes every waiter, to be resumed with `outcome` (the WAL failed or closed).
     mutating func releaseAll(outcome: WALError) -> Released? {
         defer { entries = []; highest = 0 }

@@ -74,6 +74,14 @@ struct DurabilityWatchers {
         }
     }
 
+    /// Every watcher, removed, to be resumed with `durable` whatever it waited for: the log's
+    /// end moved back (a cut), and each tailer must look at where it stands.
+    mutating func releaseAll(durable: LSN, into wakes: inout [Wake]) {
+        for (_, entry) in watching { wakes.append(Wake(continuation: entry.continuation, outcome: .success(durable))) }
+        watching.removeAll()
+        lowest = .max
+    }
+
     /// Every watcher, removed, to be resumed with `error`.
     mutating func releaseAll(_ error: WALError, into wakes: inout [Wake]) {
         for (_, entry) in watching { wakes.append(Wake(continuation: entry.continuation, outcome: .failure(error))) }

@@ -86,6 +86,11 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     // the lock, read without it.
     private let durableMirror = Atomic<LSN>(0)
     private let activeSegmentMirror = Atomic<LSN>(0)
+    /// Twice the number of cuts (``rewrite(_:)``) begun, plus one while one is under way: a
+    /// tailer that reads it before and after reading a record knows whether a cut came between.
+    private let cutGenerationMirror = Atomic<UInt64>(0)
+    /// Every cut made, in order (index *i* is the cut that took the generation to 2(*i*+1)).
+    private var cutHistory: [LogCut] = []
 
     init(options: Options, segments: ActiveSegment) {
         self.options = options
@@ -361,6 +366,59 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         guard segments.writer !== before else { return }
         activeSegmentMirror.store(segments.writer.firstLSN, ordering: .releasing)
         metrics.rollovers.increment()
+    }
+
+    // MARK: Cutting the end
+
+    /// ``cutGenerationMirror``: even when no cut is under way; half of it counts the cuts made.
+    var cutGeneration: UInt64 { cutGenerationMirror.load(ordering: .sequentiallyConsistent) }
+
+    /// The cuts made since the first `count` (a tailer's bookkeeping).
+    func cuts(after count: Int) -> [LogCut] {
+        locked { Array(cutHistory.dropFirst(count)) }
+    }
+
+    /// Cuts the log's end (``LogCut``) with the lock and the role held, so nothing is appended
+    /// or flushed meanwhile. Waiters for LSNs the cut removes fail with
+    /// ``WALError/truncated(after:)`` (or ``WALError/logReset(to:)``) before the flush that
+    /// precedes the cut, so none of them is acknowledged; the records still buffered are
+    /// written and then cut off with the rest. Tailers are woken to check where they stand.
+    /// A failure part-way fails the WAL; the intent on disk makes reopening finish the cut.
+    func rewrite(_ cut: LogCut) throws(WALError) {
+        try locked { () throws(WALError) in
+            while true {
+                try usableSegments()
+                if ioRoleHeld { wait(on: changed); continue }
+                break
+            }
+            if cut.kind == .truncateAfter && cut.lsn >= lastNextLSN - 1 { return }  // nothing above it
+            let segments = try usableSegments()
+            try withRole { () throws(WALError) in
+                let removed = cut.kind == .reset ? WALError.logReset(to: cut.lsn) : WALError.truncated(after: cut.lsn)
+                if let batch = waiters.release(above: cut.lsn, outcome: removed) { released.append(batch) }
+                requestedLSN = min(requestedLSN, cut.lsn)
+                liveEdge.invalidate()
+                cutGenerationMirror.add(1, ordering: .sequentiallyConsistent)  // odd: under way
+                cutHistory.append(cut)
+                defer {
+                    cutGenerationMirror.add(1, ordering: .sequentiallyConsistent)
+                    watchers.releaseAll(durable: lastDurableLSN, into: &watcherWakes)
+                }
+                do throws(WALError) {
+                    try segments.rewrite(cut)
+                } catch {
+                    fail(error)
+                    throw error
+                }
+                let writer = segments.writer
+                lastNextLSN = writer.nextLSN
+                lastDurableLSN = writer.durableLSN
+                durableMirror.store(writer.durableLSN, ordering: .releasing)
+                activeSegmentMirror.store(writer.firstLSN, ordering: .releasing)
+                // The waiters for kept records: made durable by the flush that preceded the cut.
+                if let batch = waiters.release(upTo: lastDurableLSN) { released.append(batch) }
+            }
+        }
     }
 
     // MARK: Close

@@ -34,6 +34,8 @@ public final class SegmentedWAL: Sendable {
 
     let core: LogWriter
     private let lock: DirectoryLock
+    /// Point reads by LSN (``record(at:)``), with their sparse segment indexes.
+    private let pointReader: PointReader
     /// The metadata file (``setMetadata(_:)``), serialised by its own lock.
     let metadataState = Mutex(MetadataState())
 
@@ -64,6 +66,12 @@ public final class SegmentedWAL: Sendable {
             logger.info("migrated legacy WAL file", metadata: ["from": "\(legacy)", "to": "\(migrated)"])
         }
 
+        try LogCut.removeLeftover(in: directory)
+        if let cut = try LogCut.pending(in: directory) {
+            // A crash interrupted truncate(after:) or reset(to:) after its intent was durable.
+            logger.info("finishing an interrupted cut of the log", metadata: ["kind": "\(cut.kind)", "lsn": "\(cut.lsn)"])
+            try cut.apply(in: directory)
+        }
         let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod, logger: logger)
         let segments = try SegmentDirectory.discover(directory)
         let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
@@ -72,6 +80,8 @@ public final class SegmentedWAL: Sendable {
             directory: directory, segmentTargetSize: configuration.segmentTargetSize, bufferSize: configuration.bufferSize,
             directIO: configuration.directIO, preallocation: configuration.preallocation, encryption: configuration.encryption,
             logger: logger), engine: engine)
+        self.pointReader = PointReader(directory: directory, recordTypes: configuration.recordTypes,
+                                       keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext)
         self.core = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
                                              bufferSize: configuration.bufferSize, logger: logger),
                               segments: active)
@@ -248,6 +258,37 @@ public final class SegmentedWAL: Sendable {
                          keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext)
     }
 
+    /// The record with LSN `lsn`, read without scanning its segment from the start (a sparse
+    /// index per segment; see docs/PERFORMANCE.md for what a read costs); nil when the log has
+    /// no such record (truncated away below the first retained record, or not appended yet).
+    /// A record appended but not yet durable is made durable first: a read never returns a
+    /// record that a crash could take back.
+    public func record(at lsn: LSN) throws(WALError) -> WALRecord? {
+        try records(from: lsn, through: lsn).first
+    }
+
+    /// The records with LSN in `lo...hi` that the log holds, in order: those truncated away
+    /// below the first retained record and those not appended yet are left out, so the result
+    /// may be shorter than the range (empty when `lo > hi`). Reads start at the nearest index
+    /// entry, not at the segment's start; records not yet durable in the range are made
+    /// durable first. Every record is checked as replay checks it (CRC, LSN order, required
+    /// types, authentication).
+    public func records(from lo: LSN, through hi: LSN) throws(WALError) -> [WALRecord] {
+        let last = min(hi, nextLSN - 1)
+        guard lo <= last else { return [] }
+        if last > durableLSN { try core.waitUntilDurable(last) }
+        return try pointReader.records(from: lo, through: last, generation: core.cutGeneration)
+    }
+
+    /// The LSN of the first record the log holds (the first segment's first LSN); ``nextLSN``
+    /// when it holds none.
+    public var firstLSN: LSN {
+        get throws(WALError) {
+            guard let first = try segments().first, first.firstLSN < nextLSN else { return nextLSN }
+            return first.firstLSN
+        }
+    }
+
     /// Streams the records of a WAL directory without opening it for writing (nothing is repaired).
     /// With a key ring, encrypted records come back decrypted; without one, as stored (or, with
     /// `requirePlaintext`, replay throws ``WALError/encryptedRecordWithoutKey(segment:lsn:)``).
@@ -295,6 +336,50 @@ public final class SegmentedWAL: Sendable {
                                     activeFirstLSN: activeFirstLSN)
         }
     }
+
+    /// Removes every record above `lsn`; the next append gets `lsn` + 1 — what a consensus
+    /// log does when a new leader's entries conflict with a suffix of ours.
+    ///
+    /// Crash-atomic: a crash at any point during the call leaves, after reopening, either the
+    /// whole log as it was or exactly the cut one; once the call has returned, no removed
+    /// record can come back (docs/FORMAT.md, "Cutting the log's end"). The cut may fall in the
+    /// active segment, in a sealed one (the segments after it are deleted) or on a segment
+    /// boundary; an `lsn` below the first retained record empties the log, as ``reset(to:)``
+    /// does. Nothing happens when no record lies above `lsn`.
+    ///
+    /// Appends and flushes wait while the cut runs. Commits waiting for records above `lsn`
+    /// fail with ``WALError/truncated(after:)`` (their records are not kept); records still
+    /// buffered above it are dropped. A live tailer (``records(from:follow:)``) that had read
+    /// past `lsn` ends with ``WALError/truncated(after:)``; one at or below `lsn` + 1 goes on.
+    ///
+    /// - Throws: ``WALError/closed``, ``WALError/failed(_:)``, or the I/O error that stopped the
+    ///   cut — which also fails the WAL: reopening finishes the cut.
+    public func truncate(after lsn: LSN) throws(WALError) {
+        try checkCutLSN(lsn)
+        try core.rewrite(LogCut(kind: .truncateAfter, lsn: lsn))
+    }
+
+    /// Empties the log: every record goes, and the next append gets `lsn` + 1, whatever the
+    /// log held before (below, inside or above `lsn`) — for installing a snapshot that covers
+    /// everything up to `lsn`. Crash-atomic as ``truncate(after:)``. Commits waiting for
+    /// records not yet durable fail with ``WALError/logReset(to:)``; a live tailer not
+    /// positioned exactly at `lsn` + 1 ends with that error.
+    public func reset(to lsn: LSN) throws(WALError) {
+        try checkCutLSN(lsn)
+        try core.rewrite(LogCut(kind: .reset, lsn: lsn))
+    }
+
+    private func checkCutLSN(_ lsn: LSN) throws(WALError) {
+        guard lsn < LSN.max - 1 else {
+            throw WALError.invalidArgument("LSN \(lsn) leaves no LSN for the next record")
+        }
+    }
+
+    /// How many times ``truncate(after:)`` or ``reset(to:)`` changed this WAL's end since it
+    /// was opened. A paged reader (``records(from:limit:)``) that keeps a position between
+    /// calls notes it with the position: when it has changed, the LSNs above the cut may name
+    /// new records, and the reader checks where the log now ends before going on.
+    public var cutCount: Int { Int(core.cutGeneration / 2) }
 
     /// Moves a single-file WAL of the seed's legacy layout into `directory` as its first
     /// segment (removed instead when empty). Returns the new segment's path, if any.

@@ -29,6 +29,15 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     /// records from `lsn` on that it still wanted are gone. Readers that need old records must
     /// keep the checkpoint passed to `truncate(before:)` at or below their position.
     case truncatedWhileReading(segment: String, lsn: LSN)
+    /// The log was cut after `after` (``SegmentedWAL/truncate(after:)``) while a reader stood
+    /// above it, or before a commit's record was durable: the records above `after` are gone,
+    /// and the LSNs after it will be given to new records. A tailer must go back to `after` + 1
+    /// (and drop what it took from above it); a committer's record was not kept.
+    case truncated(after: LSN)
+    /// The log was reset (``SegmentedWAL/reset(to:)``, installing a snapshot) while a reader
+    /// stood anywhere but at `to` + 1, or before a commit's record was durable: every earlier
+    /// record is gone, and the log continues at `to` + 1.
+    case logReset(to: LSN)
     /// An entry named like a segment is not a regular file (`kind` says what it is: a
     /// directory, a FIFO, a dangling symbolic link, ...).
     case notASegmentFile(path: String, kind: String)
@@ -36,6 +45,8 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
     case directoryLocked(path: String)
     /// The configuration is not usable.
     case invalidConfiguration(String)
+    /// An argument is outside what the call accepts (the message says which and why).
+    case invalidArgument(String)
     /// The requested I/O engine cannot run here (for example io_uring forbidden by seccomp).
     case engineUnavailable(engine: String, reason: String)
     /// An encrypted record failed authentication: wrong key or epoch, or its header, ciphertext,
@@ -82,12 +93,18 @@ public enum WALError: Error, Sendable, Equatable, CustomStringConvertible {
             return "O_DIRECT was required but the file system of \(path) refuses it"
         case .truncatedWhileReading(let segment, let lsn):
             return "\(segment) (records from LSN \(lsn)) was deleted by truncation while being read"
+        case .truncated(let after):
+            return "the log was truncated after LSN \(after): the records above it are gone"
+        case .logReset(let to):
+            return "the log was reset: it continues at LSN \(to + 1), every earlier record is gone"
         case .notASegmentFile(let path, let kind):
             return "\(path) is named like a segment but is \(kind)"
         case .directoryLocked(let path):
             return "\(path) is in use by another writer (its advisory lock is held)"
         case .invalidConfiguration(let message):
             return "invalid WAL configuration: \(message)"
+        case .invalidArgument(let message):
+            return "invalid argument: \(message)"
         case .engineUnavailable(let engine, let reason):
             return "the \(engine) I/O engine is unavailable: \(reason)"
         case .authenticationFailed(let segment, let lsn):

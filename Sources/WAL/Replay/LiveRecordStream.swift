@@ -47,11 +47,16 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
 
     /// An iterator from the stream's first LSN. Each iterator reads the log on its own.
     public func makeAsyncIterator() -> Iterator {
+        var cutsSeen = 0
+        if case .wal(let writer) = source { cutsSeen = Int(writer.cutGeneration / 2) }
+        return Iterator(stream: self, cursor: makeCursor(from: from), cutsSeen: cutsSeen)
+    }
+
+    func makeCursor(from lsn: LSN) -> ReplayCursor {
         var liveEdge: LiveEdgeCache?
         if case .wal(let writer) = source { liveEdge = writer.liveEdge }
-        return Iterator(cursor: ReplayCursor(directory: directory, from: from, recordTypes: recordTypes, keyRing: keyRing,
-                                             requirePlaintext: requirePlaintext, follow: true, liveEdge: liveEdge),
-                 source: source, follow: follow)
+        return ReplayCursor(directory: directory, from: lsn, recordTypes: recordTypes, keyRing: keyRing,
+                            requirePlaintext: requirePlaintext, follow: true, liveEdge: liveEdge)
     }
 
     /// Reads the records of a ``LiveRecordStream``; see ``next()``.
@@ -61,9 +66,10 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         /// The error that ends the stream.
         public typealias Failure = WALError
 
-        private let cursor: ReplayCursor
-        private let source: Source
-        private let follow: Bool
+        private let stream: LiveRecordStream
+        private var cursor: ReplayCursor
+        private var source: Source { stream.source }
+        private var follow: Bool { stream.follow }
         /// A record read before it was durable, held back until it is.
         private var held: WALRecord?
         private var ended = false
@@ -71,11 +77,53 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         /// again when it was durable but not readable yet.
         private var lastLookedFor: LSN = 0
         private var backoffMilliseconds = 1
+        /// How many cuts of the log's end (in-process) this iterator has accounted for.
+        private var cutsSeen: Int
 
-        init(cursor: ReplayCursor, source: Source, follow: Bool) {
+        init(stream: LiveRecordStream, cursor: ReplayCursor, cutsSeen: Int) {
+            self.stream = stream
             self.cursor = cursor
-            self.source = source
-            self.follow = follow
+            self.cutsSeen = cutsSeen
+        }
+
+        /// A cut of the log's end began since this iterator last looked (in-process only).
+        private var cutBegan: Bool {
+            guard case .wal(let writer) = source else { return false }
+            return writer.cutGeneration != UInt64(cutsSeen) * 2
+        }
+
+        /// The LSN this iterator yields next.
+        private var position: LSN { held?.lsn ?? cursor.nextLSN }
+
+        /// In-process: whether the log's end was cut since this iterator last looked. Then,
+        /// once the cut is finished, it ends the stream with ``WALError/truncated(after:)`` or
+        /// ``WALError/logReset(to:)`` when the cut removed records at or below the position it
+        /// had reached — never switching silently to new records under old LSNs — or starts
+        /// reading again from its position (a cut above it changes nothing it will read).
+        private mutating func catchUpWithCuts() async throws(WALError) -> Bool {
+            guard case .wal(let writer) = source else { return false }
+            var generation = writer.cutGeneration
+            guard generation != UInt64(cutsSeen) * 2 else { return false }
+            while generation % 2 == 1 {  // a cut is under way: it holds the WAL's lock briefly
+                try? await Task.sleep(for: .milliseconds(1))
+                generation = writer.cutGeneration
+            }
+            let position = self.position
+            for cut in writer.cuts(after: cutsSeen) {
+                switch cut.kind {
+                case .truncateAfter where position > cut.lsn + 1:
+                    throw WALError.truncated(after: cut.lsn)
+                case .reset where position != cut.lsn + 1:
+                    throw WALError.logReset(to: cut.lsn)
+                default:
+                    break
+                }
+            }
+            cutsSeen = Int(generation / 2)
+            held = nil  // at most the record at position, which the cut removed or rewrote
+            cursor = stream.makeCursor(from: position)
+            lastLookedFor = 0
+            return true
         }
 
         /// The next durable record; waits for one at the live edge when following. nil when
@@ -85,12 +133,19 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
             do {
                 while true {
                     if Task.isCancelled { return end() }
+                    if try await catchUpWithCuts() { continue }
                     if let record = held {
                         guard try await waitForDurable(record.lsn) else { return end() }
+                        if cutBegan { continue }  // woken by a cut, not by durability
                         held = nil
                         return record
                     }
                     if let record = try cursor.next() {
+                        if cutBegan {
+                            // Read across the start of a cut: drop it, look at where the cut left the log.
+                            cursor = stream.makeCursor(from: record.lsn)
+                            continue
+                        }
                         guard case .wal(let writer) = source, record.lsn > writer.durableLSN else { return record }
                         guard follow else { return end() }  // the durable end of the log
                         held = record
@@ -158,4 +213,8 @@ protocol DurabilitySource: AnyObject, Sendable {
     var activeSegmentFirstLSN: LSN { get }
     /// Suspends until the durable LSN reaches `lsn` and returns it; nil when cancelled.
     func durableLSN(reaching lsn: LSN) async throws(WALError) -> LSN?
+    /// Twice the number of cuts of the log's end made, plus one while one is under way.
+    var cutGeneration: UInt64 { get }
+    /// The cuts made since the first `count`, in order.
+    func cuts(after count: Int) -> [LogCut]
 }

@@ -15,6 +15,8 @@ import Glibc
 /// running beside a writer sees a prefix of the log. Truncation never breaks a segment the
 /// cursor has open (the open file outlives its name); a listed segment deleted before the
 /// cursor reaches it ends the cursor with ``WALError/truncatedWhileReading(segment:lsn:)``.
+/// A cut of the log's end recorded and not yet finished (``LogCut``: a crash during
+/// `truncate(after:)` or `reset(to:)`) is honoured: the log ends where the cut says.
 final class ReplayCursor {
     private let directory: String
     private let recordTypes: Set<RecordType>
@@ -25,10 +27,13 @@ final class ReplayCursor {
     private var isLastSegment = false
     private var expectedLSN: LSN?
     private var finished = false
+    /// A cut of the log's end recorded but not finished (``LogCut``): the log ends at its
+    /// last kept LSN whatever the segments still hold.
+    private var lastKept: LSN = .max
     private let keyRing: KeyRing?
     private let requirePlaintext: Bool
-    /// How the open segment's records decrypt: its cipher, or why none is available.
-    private var decryption: Result<RecordCipher, WALError>?
+    /// How the open segment's records decrypt.
+    private var decryption: SegmentDecryption?
 
     /// Follow mode (live tailing): the end of the last segment is the live edge, not the end
     /// of the log — ``next()`` returns nil there and ``refresh()`` continues from it later.
@@ -104,6 +109,7 @@ final class ReplayCursor {
         if let listed = self.segments {
             segments = listed
         } else {
+            if let cut = try LogCut.pending(in: directory) { lastKept = cut.kind == .reset ? 0 : cut.lastKept }
             segments = try SegmentDirectory.discover(directory)
             self.segments = segments
         }
@@ -149,6 +155,7 @@ final class ReplayCursor {
                 throw WALError.corruption(segment: segment.name, offset: offset, lsn: due, reason: reason)
             }
             guard case .record(let header, let payload, _) = step else { preconditionFailure("decided .record") }
+            if header.lsn > lastKept { return finish() }
             expectedLSN = due + 1
             recordEnd = scanner.offset
             if header.lsn < from { continue }
@@ -199,15 +206,8 @@ final class ReplayCursor {
 
     /// How the open segment's records decrypt, from its preamble (or the seed's epoch).
     private func setUpDecryption(for scanner: SegmentScanner, segment: SegmentInfo) {
-        decryption = nil
-        if let keyRing {
-            if let preamble = scanner.preamble {
-                decryption = keyRing.key(id: preamble.keyID).map { .success(RecordCipher(key: $0, preamble: preamble)) }
-                    ?? .failure(.unknownKey(id: preamble.keyID, segment: segment.name))
-            } else if let epoch = keyRing.seedEpoch {
-                decryption = .success(RecordCipher(key: keyRing.current, epoch: epoch))
-            }
-        }
+        decryption = SegmentDecryption(keyRing: keyRing, requirePlaintext: requirePlaintext, preamble: scanner.preamble,
+                                       segment: segment.name)
     }
 
     /// The LSN of the next record the cursor can return.
@@ -253,22 +253,9 @@ final class ReplayCursor {
         }
     }
 
-    /// An encrypted record's plaintext, or nil — return it as stored — when no key ring is
-    /// configured (unless plaintext is required).
     private func decrypt(_ stored: UnsafeRawBufferPointer, header: RecordHeader, segment: String) throws(WALError) -> [UInt8]? {
-        guard keyRing != nil else {
-            if requirePlaintext { throw WALError.encryptedRecordWithoutKey(segment: segment, lsn: header.lsn) }
-            return nil  // returned as stored
-        }
-        guard let decryption else {
-            // Encrypted record in a segment without preamble and no seed epoch to decrypt it with.
-            throw WALError.authenticationFailed(segment: segment, lsn: header.lsn)
-        }
-        let cipher = try decryption.get()
-        guard let plain = cipher.open(stored, header: header) else {
-            throw WALError.authenticationFailed(segment: segment, lsn: header.lsn)
-        }
-        return plain
+        guard let decryption else { preconditionFailure("a segment is open") }
+        return try decryption.plaintext(of: stored, header: header, segment: segment)
     }
 
     private func closeSegment() {

@@ -70,10 +70,25 @@ final class ActiveSegment {
         self.settings = settings
         self.engine = engine
         try Preallocator.removeLeftover(in: settings.directory)
-        var writer: SegmentWriter
-        if let tail {
-            let last = tail.segment
-            let file = try SegmentFile.open(path: last.path, create: false, directIO: settings.directIO, logger: settings.logger)
+        let writer = try Self.resume(tail, settings: settings, directIO: settings.directIO, engine: engine)
+        try Syscall.fsyncDirectory(settings.directory)
+        self.writer = writer
+        directIO = writer.file.isDirect ? settings.directIO : .disabled
+        preallocator = settings.preallocation == .none ? nil
+            : Preallocator(directory: settings.directory, size: settings.segmentTargetSize,
+                           mode: settings.preallocation, direct: writer.file.isDirect)
+    }
+
+    /// The writer that continues the log at `tail` (see ``init(resuming:settings:engine:)``);
+    /// the caller fsyncs the directory.
+    private static func resume(_ tail: SegmentTail?, settings: Settings, directIO: DirectIOPolicy,
+                               engine: IOEngine) throws(WALError) -> SegmentWriter {
+        guard let tail else {
+            return try create(firstLSN: 1, settings: settings, directIO: directIO, engine: engine)
+        }
+        let last = tail.segment
+        let file = try SegmentFile.open(path: last.path, create: false, directIO: directIO, logger: settings.logger)
+        do throws(WALError) {
             if tail.end != tail.fileSize {
                 settings.logger.info("cut the last segment after its last valid record", metadata: [
                     "segment": "\(last.name)", "end": "\(tail.end)", "removedBytes": "\(tail.fileSize - tail.end)",
@@ -85,20 +100,29 @@ final class ActiveSegment {
             if settings.encryption != nil || tail.preamble != nil {
                 file.close()
                 if !tail.hasRecords { try Syscall.unlink(last.path) }
-                writer = try Self.create(firstLSN: tail.nextLSN, settings: settings, directIO: settings.directIO, engine: engine)
-            } else {
-                writer = try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
-                                           end: tail.end, bufferSize: settings.bufferSize)
+                return try create(firstLSN: tail.nextLSN, settings: settings, directIO: directIO, engine: engine)
             }
-        } else {
-            writer = try Self.create(firstLSN: 1, settings: settings, directIO: settings.directIO, engine: engine)
+            return try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
+                                     end: tail.end, bufferSize: settings.bufferSize)
+        } catch {
+            file.close()
+            throw error
         }
+    }
+
+    /// Cuts the log's end (``LogCut``): everything appended made durable and the active
+    /// segment closed, the intent recorded, the cut applied, and the log resumed where the
+    /// cut leaves it. A failure part-way leaves the intent on disk (reopening finishes the
+    /// cut) and the caller must fail the WAL: the active segment is closed by then.
+    func rewrite(_ cut: LogCut) throws(WALError) {
+        try writer.trimAndSync()
+        writer.closeWithoutSync()
+        try cut.record(in: settings.directory)
+        let tail = try cut.apply(in: settings.directory)
+        writer = try Self.resume(tail, settings: settings, directIO: directIO, engine: engine)
         try Syscall.fsyncDirectory(settings.directory)
-        self.writer = writer
-        directIO = writer.file.isDirect ? settings.directIO : .disabled
-        preallocator = settings.preallocation == .none ? nil
-            : Preallocator(directory: settings.directory, size: settings.segmentTargetSize,
-                           mode: settings.preallocation, direct: writer.file.isDirect)
+        retryRolloverAt = nil
+        settings.logger.info("cut the log", metadata: ["kind": "\(cut.kind)", "lsn": "\(cut.lsn)"])
     }
 
     /// The active segment has reached its target size and holds a record: the next append

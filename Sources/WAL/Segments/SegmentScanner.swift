@@ -102,6 +102,20 @@ final class SegmentScanner {
         try readPreamble()
     }
 
+    /// Opens a scanner at `offset` of a segment whose preamble is known already (a point read
+    /// starting from an index entry): nothing is read at the segment's start, and the first
+    /// read is a short one (64 KiB, as after ``rewind(to:)``).
+    init(file: SegmentFile, at offset: Int64, preamble: SegmentPreamble?) throws(WALError) {
+        self.file = file
+        self.liveEdge = nil
+        self.readAhead = false
+        self.fileSize = 0
+        self.offset = 0
+        self.window = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.windowSize, alignment: 4096)
+        self.preamble = preamble
+        try rewind(to: offset)
+    }
+
     /// Reads the encryption preamble, if the segment starts with one, and moves past it.
     private func readPreamble() throws(WALError) {
         let available = try load(SegmentPreamble.size, at: 0)
