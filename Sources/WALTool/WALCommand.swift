@@ -13,7 +13,7 @@ struct WALCommand: AsyncParsableCommand {
         discussion: "Shell completions: `wal --generate-completion-script bash|zsh|fish` prints a script to install (see the README).",
         version: version,
         subcommands: [BenchCommand.self, SegmentsCommand.self, VerifyCommand.self, DumpCommand.self,
-                      TruncateCommand.self, ResetCommand.self, MigrateCommand.self]
+                      TruncateCommand.self, ResetCommand.self, MigrateCommand.self, LogOpsBenchCommand.self]
     )
 
     /// ArgumentParser's own `main`, except that a ``WALError`` is printed with a hint of what to
