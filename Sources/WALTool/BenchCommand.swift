@@ -77,6 +77,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Write the commit-latency distribution to this file in HdrHistogram's percentile-distribution format (.hgrm; values in milliseconds), as HdrHistogram's plotter reads it.")
     var hgrm: String?
 
+    @Option(help: "Write the commit latency over time to this file as JSON lines: per --timeline-interval the commits that returned in it and their p50, p99 and max (µs), and the moment each segment rollover finished. Keeps every commit's time and latency in memory (16 bytes each).")
+    var timeline: String?
+
+    @Option(help: "Milliseconds per --timeline interval.")
+    var timelineInterval: Double = 100
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -87,6 +93,7 @@ struct BenchCommand: ParsableCommand {
         guard writers >= 1, writers <= 4096 else { throw ValidationError("--writers must be 1...4096") }
         guard batchDelay >= 0 else { throw ValidationError("--batch-delay must not be negative") }
         guard tailers >= 0, tailers <= 1024 else { throw ValidationError("--tailers must be 0...1024") }
+        guard timelineInterval >= 0.001 else { throw ValidationError("--timeline-interval must be at least 0.001 (1 µs)") }
     }
 
     func run() throws {
@@ -135,7 +142,7 @@ struct BenchCommand: ParsableCommand {
         if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }
         configuration.maxBatchDelay = .microseconds(batchDelay)
         configuration.logger = cliLogger()
-        let counters = BenchCounters.bootstrap()
+        let counters = BenchCounters.bootstrap(timestamping: timeline == nil ? [] : ["wal_rollovers_total"])
         let wal: SegmentedWAL
         do {
             wal = try SegmentedWAL(configuration: configuration)
@@ -150,7 +157,8 @@ struct BenchCommand: ParsableCommand {
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(duration * 1e9)
         let outcome = Tally()
-        let writer = BenchWriter(wal: wal, payload: payload, syncEvery: syncEvery, deadline: deadline)
+        let writer = BenchWriter(wal: wal, payload: payload, syncEvery: syncEvery, start: start, deadline: deadline,
+                                 keepsSamples: timeline != nil)
         let pipeline = self.pipeline
         let done = DispatchGroup()
         for _ in 0..<writers {
@@ -171,6 +179,7 @@ struct BenchCommand: ParsableCommand {
         }
         let progress = json || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine(start: start, counters: counters)
         done.wait()
+        let writersDone = monotonicNanoseconds()
         progress?.stop()
         do throws(WALError) {
             try wal.close()
@@ -178,7 +187,7 @@ struct BenchCommand: ParsableCommand {
             throw CLIError(error.description)
         }
         let tailed = tailing.results()
-        let (records, commits, latency, failure) = outcome.state.withLock { ($0.records, $0.commits, $0.latency, $0.error) }
+        let (records, commits, latency, failure) = outcome.state.withLock { ($0.records, $0.commits, $0.latency, $0.failure) }
         if let failure { throw CLIError(failure.description) }
         for (index, outcome) in tailed.enumerated() {
             switch outcome {
@@ -193,11 +202,14 @@ struct BenchCommand: ParsableCommand {
         if let hgrm {
             var distribution = ""
             latency.outputPercentileDistribution(to: &distribution, outputValueUnitScalingRatio: 1000)
-            do {
-                try distribution.write(toFile: hgrm, atomically: true, encoding: .utf8)
-            } catch {
-                throw CLIError("cannot write \(hgrm): \(error.localizedDescription)")
-            }
+            try write(distribution, to: hgrm)
+        }
+        if let timeline {
+            let samples = outcome.state.withLock { $0.samples }
+            let rollovers = counters.moments("wal_rollovers_total").map { $0 >= start ? $0 - start : 0 }
+            let entries = BenchTimeline.entries(samples: samples, rollovers: rollovers, interval: UInt64(timelineInterval * 1e6),
+                                                elapsed: writersDone - start)
+            try write(BenchTimeline.jsonLines(entries), to: timeline)
         }
         var replayMegabytesPerSecond: Double?
         if replay {
@@ -234,6 +246,14 @@ struct BenchCommand: ParsableCommand {
             device: DeviceInfo.of(path: path)
         )
         print(json ? result.json : result.table)
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw CLIError("cannot write \(path): \(error.localizedDescription)")
+        }
     }
 }
 
@@ -341,20 +361,30 @@ extension BenchResult: Encodable {
 struct WriterResult {
     var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     var records = 0
+    /// Every commit, for `--timeline` (empty without it).
+    var samples: [TimelineSample] = []
     var failure: WALError?
 }
 
 /// What the writers measured, merged as each finishes.
 final class Tally: Sendable {
-    let state = Mutex<(records: Int, commits: Int, latency: Histogram<UInt64>, error: WALError?)>(
-        (0, 0, Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three), nil))
+    struct State {
+        var records = 0
+        var commits = 0
+        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var samples: [TimelineSample] = []
+        var failure: WALError?
+    }
+
+    let state = Mutex(State())
 
     func add(_ result: WriterResult) {
         state.withLock {
             $0.records += result.records
             $0.commits += Int(result.latency.totalCount)
             $0.latency.add(result.latency)
-            if $0.error == nil { $0.error = result.failure }
+            $0.samples += result.samples
+            if $0.failure == nil { $0.failure = result.failure }
         }
     }
 }
@@ -365,7 +395,11 @@ struct BenchWriter: Sendable {
     let wal: SegmentedWAL
     let payload: [UInt8]
     let syncEvery: Int
+    /// When the run began (`monotonicNanoseconds()`).
+    let start: UInt64
     let deadline: UInt64
+    /// Keep every commit's time and latency (`--timeline`).
+    let keepsSamples: Bool
 
     func runBlocking() -> WriterResult {
         var result = WriterResult()
@@ -425,9 +459,11 @@ struct BenchWriter: Sendable {
     }
 
     /// Counts a durable batch; true once the deadline has passed.
-    private func record(_ result: inout WriterResult, since start: UInt64) -> Bool {
+    private func record(_ result: inout WriterResult, since began: UInt64) -> Bool {
         let now = monotonicNanoseconds()
-        _ = result.latency.record((now - start) / 1000)
+        let micros = (now - began) / 1000
+        _ = result.latency.record(micros)
+        if keepsSamples { result.samples.append(TimelineSample(end: now - start, micros: micros)) }
         result.records += syncEvery
         return now >= deadline
     }

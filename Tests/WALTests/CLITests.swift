@@ -233,4 +233,50 @@ struct CLITests {
             #expect(try runProduct("wal", ["bench", "--duration", "0.1", "--hgrm", dir + "/missing/x.hgrm"]).status != 0)
         }
     }
+
+    @Test("wal bench --timeline writes each interval's commit latencies and each rollover as JSON lines, in time order")
+    func benchTimeline() throws {
+        try withTemporaryDirectory { dir in
+            let file = dir + "/timeline.jsonl"
+            let segment = 64 * 1024
+            let result = try runProduct("wal", ["bench", "--duration", "0.5", "--sync-every", "1", "--record-size", "4000",
+                                                "--segment-size", "\(segment)", "--directory", dir + "/wal",
+                                                "--timeline", file, "--timeline-interval", "50", "--json"])
+            #expect(result.status == 0, "\(result.errors)")
+            let report = try #require(try json(result.output) as? [String: Any])
+            let commits = try #require(report["commits"] as? Int)
+            let records = try #require(report["records"] as? Int)
+            #expect(commits > 0)
+            let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+                .map { try #require(try json(String($0)) as? [String: Any]) }
+            let intervals = lines.filter { $0["kind"] as? String == "interval" }
+            let rollovers = lines.filter { $0["kind"] as? String == "rollover" }
+            #expect(intervals.count + rollovers.count == lines.count)
+            // 0.5 s in 50 ms intervals (the last commits return a little after the deadline).
+            #expect(intervals.count >= 10 && intervals.count <= 40, "\(intervals.count) intervals")
+            #expect(intervals.reduce(0) { $0 + ($1["commits"] as? Int ?? -1) } == commits)
+            var previousEnd = 0.0
+            for interval in intervals {
+                let at = try #require(interval["at"] as? Double), end = try #require(interval["end"] as? Double)
+                #expect(abs(at - previousEnd) < 1e-9 && end > at && end - at <= 0.050 + 1e-9, "\(interval)")
+                previousEnd = end
+                if interval["commits"] as? Int ?? 0 > 0 {
+                    let p50 = try #require(interval["p50"] as? Int), p99 = try #require(interval["p99"] as? Int)
+                    let max = try #require(interval["max"] as? Int)
+                    #expect(p50 <= p99 && p99 <= max, "\(interval)")
+                } else {
+                    #expect(interval["p50"] == nil && interval["max"] == nil, "\(interval)")
+                }
+            }
+            let moments = lines.map { $0["at"] as? Double ?? -1 }
+            #expect(moments == moments.sorted() && moments.first == 0)
+            // Each sealed segment reaches the target size (with its header) and less than one record more.
+            let bytes = records * (4000 + 30)
+            #expect(rollovers.count <= bytes / (segment - 4096) && rollovers.count >= bytes / (segment + 4030) - 1,
+                    "\(rollovers.count) rollovers for \(bytes) bytes")
+            #expect(rollovers.count > 0)
+            #expect(try runProduct("wal", ["bench", "--duration", "0.1", "--timeline", dir + "/missing/t.jsonl"]).status != 0)
+            #expect(try runProduct("wal", ["bench", "--duration", "0.1", "--timeline", file, "--timeline-interval", "0"]).status != 0)
+        }
+    }
 }
