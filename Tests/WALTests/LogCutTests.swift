@@ -337,8 +337,8 @@ struct LogCutCrashStateTests {
     enum Phase: Hashable { case before, duringTruncate, betweenCuts, duringReset, afterReset }
 
     @Test("Every crash state around truncate(after:) and reset(to:) reopens as the old or the cut log",
-          arguments: CrashStateModel.Unit.allCases)
-    func everyCrashStateAroundCuts(unit: CrashStateModel.Unit) throws {
+          arguments: CrashStateModel.Unit.allCases, [false, true])
+    func everyCrashStateAroundCuts(unit: CrashStateModel.Unit, encrypted: Bool) throws {
         var totals = (states: 0, distinct: 0, problems: [String]())
         for engine in availableEngines {
             try withTemporaryDirectory { root in
@@ -346,6 +346,7 @@ struct LogCutCrashStateTests {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
                 var configuration = CrashStateTests.configuration(.rolloverWithoutPreallocation, directory: directory, engine: engine)
                 configuration.segmentTargetSize = 6 << 10
+                if encrypted { configuration.encryption = CrashStateTests.keyRing }
                 let model = CrashStateModel()
                 let log = try CrashStateTests.Log(configuration, model: model)
                 let count = 14 * CrashStateTests.scale
@@ -401,7 +402,7 @@ struct LogCutCrashStateTests {
                 }
             }
         }
-        print("crash states around cuts [\(unit)]: \(totals.states) states, \(totals.distinct) distinct opened, problems = \(totals.problems.count)")
+        print("crash states around cuts [\(unit)\(encrypted ? ", encrypted" : "")]: \(totals.states) states, \(totals.distinct) distinct opened, problems = \(totals.problems.count)")
         #expect(totals.problems.isEmpty, "\(totals.problems.prefix(5))")
         #expect(totals.distinct > 50)
     }
@@ -412,7 +413,7 @@ struct LogCutCrashStateTests {
         do {
             let wal = try SegmentedWAL(configuration: configuration)
             defer { try? wal.close() }
-            let got = try LogCutTests.epochs(image).map { ($0.lsn, $0.epoch) }
+            let got = try LogCutTests.epochs(image, keyRing: configuration.encryption).map { ($0.lsn, $0.epoch) }
             func isPrefix(of log: [(LSN, Int)], atLeast: LSN, empty: LSN = 0) -> Bool {
                 got.count <= log.count && zip(got, log).allSatisfy { $0 == $1 } && (got.last?.0 ?? empty) >= atLeast
             }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 
 /// Where a log ends, as the reader that checked it found it: the last segment, the end of its
@@ -81,8 +82,10 @@ final class ActiveSegment {
 
     /// The writer that continues the log at `tail` (see ``init(resuming:settings:engine:)``);
     /// the caller fsyncs the directory.
+    ///
+    /// - Parameter synced: the file at `tail` is durable as it is (a cut has just fsynced it).
     private static func resume(_ tail: SegmentTail?, settings: Settings, directIO: DirectIOPolicy,
-                               engine: IOEngine) throws(WALError) -> SegmentWriter {
+                               engine: IOEngine, synced: Bool = false) throws(WALError) -> SegmentWriter {
         guard let tail else {
             return try create(firstLSN: 1, settings: settings, directIO: directIO, engine: engine)
         }
@@ -95,12 +98,15 @@ final class ActiveSegment {
                 ])
                 try Syscall.ftruncate(file.descriptor, length: tail.end, path: file.path)
             }
-            // Always: records that reached the page cache before a crash may not be on disk yet.
-            try Syscall.fsync(file.descriptor, path: file.path)
+            // Always (unless just done): records that reached the page cache before a crash
+            // may not be on disk yet.
+            if !synced || tail.end != tail.fileSize { try Syscall.fsync(file.descriptor, path: file.path) }
             if settings.encryption != nil || tail.preamble != nil {
                 file.close()
-                if !tail.hasRecords { try Syscall.unlink(last.path) }
-                return try create(firstLSN: tail.nextLSN, settings: settings, directIO: directIO, engine: engine)
+                // A segment without records is replaced under its name (never unlinked first:
+                // after a reset it is the only segment, and its name holds the next LSN).
+                return try create(firstLSN: tail.nextLSN, settings: settings, directIO: directIO, engine: engine,
+                                  replacing: !tail.hasRecords)
             }
             return try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
                                      end: tail.end, bufferSize: settings.bufferSize)
@@ -119,8 +125,9 @@ final class ActiveSegment {
         writer.closeWithoutSync()
         try cut.record(in: settings.directory)
         let tail = try cut.apply(in: settings.directory)
-        writer = try Self.resume(tail, settings: settings, directIO: directIO, engine: engine)
-        try Syscall.fsyncDirectory(settings.directory)
+        writer = try Self.resume(tail, settings: settings, directIO: directIO, engine: engine, synced: true)
+        // An encrypted log continues in a new segment, which must be in the directory durably.
+        if settings.encryption != nil || tail.preamble != nil { try Syscall.fsyncDirectory(settings.directory) }
         retryRolloverAt = nil
         settings.logger.info("cut the log", metadata: ["kind": "\(cut.kind)", "lsn": "\(cut.lsn)"])
     }
@@ -218,15 +225,35 @@ final class ActiveSegment {
     }
 
     /// Creates a new, empty segment file and its writer.
+    ///
+    /// With `replacing`, a segment of that name exists (empty of records) and is replaced
+    /// atomically: the new file is created under a temporary name and renamed over it, so the
+    /// name — which carries the log's next LSN when it is the only segment, as after a reset —
+    /// never disappears, whatever a crash leaves.
     private static func create(firstLSN: LSN, settings: Settings, directIO: DirectIOPolicy,
-                               engine: IOEngine) throws(WALError) -> SegmentWriter {
+                               engine: IOEngine, replacing: Bool = false) throws(WALError) -> SegmentWriter {
         let path = SegmentDirectory.path(settings.directory, firstLSN: firstLSN)
-        let file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIO, logger: settings.logger)
+        let file: SegmentFile
+        if replacing {
+            let temporary = path + ".new"
+            if try Syscall.entryType(temporary) != nil { try Syscall.unlink(temporary) }
+            Syscall.close(try Syscall.open(temporary, flags: O_RDWR | O_CREAT | O_EXCL))
+            do throws(WALError) {
+                try Syscall.rename(temporary, path)
+            } catch {
+                try? Syscall.unlink(temporary)
+                throw error
+            }
+            // Opened under its final name, which every later write and sync names.
+            file = try SegmentFile.open(path: path, create: false, directIO: directIO, logger: settings.logger)
+        } else {
+            file = try SegmentFile.open(path: path, create: true, exclusive: true, directIO: directIO, logger: settings.logger)
+        }
         do throws(WALError) {
             return try writer(for: file, firstLSN: firstLSN, settings: settings, engine: engine)
         } catch {
             file.close()
-            try? Syscall.unlink(path)
+            if !replacing { try? Syscall.unlink(path) }  // a replacing segment keeps its name
             throw error
         }
     }
