@@ -64,12 +64,14 @@ public final class SegmentedWAL: Sendable {
             logger.info("migrated legacy WAL file", metadata: ["from": "\(legacy)", "to": "\(migrated)"])
         }
 
-        let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod, logger: logger)
+        let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod,
+                                             flushesInFlight: configuration.flushesInFlight, logger: logger)
         let segments = try SegmentDirectory.discover(directory)
         let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
                                          recordTypes: configuration.recordTypes, keyRing: configuration.encryption)
         let active = try ActiveSegment(resuming: tail, settings: .init(
             directory: directory, segmentTargetSize: configuration.segmentTargetSize, bufferSize: configuration.bufferSize,
+            buffers: engine.maxFlushesInFlight + 1,
             directIO: configuration.directIO, preallocation: configuration.preallocation, encryption: configuration.encryption,
             logger: logger), engine: engine)
         self.core = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
