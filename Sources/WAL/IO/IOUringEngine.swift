@@ -23,8 +23,13 @@ import Glibc
 /// A durable request is submitted together with the wait for it (one
 /// `io_uring_submit_and_wait`); a plain one is submitted at once.
 ///
-/// One ring per WAL, one request in flight at a time (``submit(_:)`` and ``complete()`` are
-/// apart, but the WAL completes each before it submits the next). Every completion is checked:
+/// One ring per WAL, used by the holder of the I/O role. With one flush in flight the WAL
+/// completes each request (``submit(_:)``, ``complete()``) before it submits the next. With
+/// several (``start(_:id:)``, ``nextFlightEvent(armDoorbell:)``; `flushesInFlight` above 1 and a
+/// kernel with `IORING_OP_POLL_ADD`), every durable request is a write linked to an fdatasync,
+/// the write's and the fdatasync's completions are reported apart (user_data carries the flight,
+/// a resubmission count and which of the two), and an eventfd polled by the ring is the
+/// doorbell that wakes a wait for completions. Every completion is checked, per flight:
 ///
 /// | completion | meaning | action |
 /// |---|---|---|
@@ -36,7 +41,8 @@ import Glibc
 /// | fdatasync, -ECANCELED after a write completed in full | nothing vouches for durability | ``WALError/io(operation:errno:path:)`` "fdatasync" |
 /// | fdatasync, other error | the data is not durable | ``WALError/io(operation:errno:path:)`` "fdatasync" |
 ///
-/// The SQ holds at most two entries at once, far below its size; should it ever be full,
+/// The SQ holds at most three entries at once (a write, its fdatasync, the doorbell's poll), far
+/// below its size; should it ever be full,
 /// the engine submits what is queued and waits for completions instead of failing.
 final class IOUringEngine: IOEngine {
     var kind: IOEngineKind { .ioUring }
