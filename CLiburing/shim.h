@@ -38,6 +38,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <liburing.h>
+#include <sys/eventfd.h>
+#include <poll.h>
 
 /// open(2) flag: bypass the page cache. Needs _GNU_SOURCE, which Swift's Glibc lacks.
 static const int CLiburing_O_DIRECT = __O_DIRECT;
@@ -91,6 +93,13 @@ static const int CLiburing_IORING_OP_WRITE_FIXED = IORING_OP_WRITE_FIXED;
 static const int CLiburing_IORING_OP_FSYNC = IORING_OP_FSYNC;
 static const int CLiburing_IORING_OP_FALLOCATE = IORING_OP_FALLOCATE;
 static const int CLiburing_IORING_OP_READ = IORING_OP_READ;
+/// The pipelined io_uring writer's doorbell: a poll on an eventfd wakes the thread that waits for
+/// completions when new work arrives (IORING_OP_POLL_ADD, eventfd(2) with these flags).
+static const int CLiburing_IORING_OP_POLL_ADD = IORING_OP_POLL_ADD;
+static const int CLiburing_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int CLiburing_EFD_CLOEXEC = EFD_CLOEXEC;
+static const unsigned CLiburing_POLLIN = POLLIN;
+static inline int CLiburing_eventfd(unsigned initval, int flags) { return eventfd(initval, flags); }
 
 /// stat(2), which Swift cannot name as a function where the `struct stat` type shadows it.
 static inline int CLiburing_stat(const char *path, struct stat *out) {

@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "O_DIRECT policy.")
     var directIO: DirectIOPolicy = .automatic
 
-    @Option(help: "Bytes in each of the writer's two buffers (WALConfiguration.bufferSize, a multiple of 4096; default: the library's).")
+    @Option(help: "Bytes in each of the writer's ring buffers (WALConfiguration.bufferSize, a multiple of 4096; default: the library's).")
     var bufferSize: Int?
 
     @Option(help: "Segment target size in bytes.")
@@ -52,6 +52,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "How io_uring makes a sync durable.")
     var uringSync: IOUringSyncMethod = .adaptive
+
+    @Option(help: "Flushes group commit keeps in flight (WALConfiguration.flushesInFlight, 1...16; io_uring only, POSIX keeps one; default: the library's).")
+    var flushesInFlight: Int?
 
     @Option(help: "Next-segment preallocation.")
     var preallocation: SegmentPreallocation = .allocated
@@ -139,6 +142,7 @@ struct BenchCommand: ParsableCommand {
         if let bufferSize { configuration.bufferSize = bufferSize }
         configuration.preallocation = preallocation
         configuration.ioUringSyncMethod = uringSync
+        if let flushesInFlight { configuration.flushesInFlight = flushesInFlight }
         if encrypt { configuration.encryption = KeyRing(current: EncryptionKey.random(id: 1)) }
         configuration.maxBatchDelay = .microseconds(batchDelay)
         configuration.logger = cliLogger()
@@ -231,7 +235,7 @@ struct BenchCommand: ParsableCommand {
         }
         let bytes = Double(records * (recordSize + WALRecord.headerSize))
         let result = BenchResult(
-            engine: wal.engine == .ioUring ? "io_uring (\(uringSync))" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation.rawValue, encrypted: encrypt, recordSize: recordSize,
+            engine: wal.engine == .ioUring ? "io_uring (\(uringSync), \(configuration.flushesInFlight) in flight)" : wal.engine.rawValue, directIO: wal.isDirectIO, preallocation: preallocation.rawValue, encrypted: encrypt, recordSize: recordSize,
             syncEvery: syncEvery, writers: writers, asyncWriters: asyncWriters,
             seconds: elapsed, records: records, commits: commits, fdatasyncs: counters.value("wal_fdatasyncs_total"),
             recordsPerSecond: Double(records) / elapsed, megabytesPerSecond: bytes / elapsed / 1e6,

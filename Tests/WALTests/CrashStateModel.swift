@@ -9,7 +9,11 @@ import Synchronization
 /// with a volatile write cache does. The model's rules, for POSIX file systems with ordered
 /// metadata journalling (ext4, xfs) on such a device — the states ALICE (OSDI '14) and
 /// CrashMonkey (OSDI '18) explore:
-/// - **Data.** A file's bytes made durable by its last fsync/fdatasync stay; a write durable by
+/// - **Data.** A file's bytes made durable by its last fsync/fdatasync stay — with several
+///   flushes in flight (io_uring), an fdatasync makes durable only what was written before it
+///   was *issued* (``SyscallEvent/syncStarted(path:id:)``), once it *completes*
+///   (``SyscallEvent/syncFinished(path:id:)``): writes between the two stay pending, and
+///   fdatasyncs may complete in any order; a write durable by
 ///   itself (io_uring's `RWF_DSYNC`) makes its own range durable and nothing else — one issued
 ///   while earlier writes of the file were unsynced is recorded as a violation. Every write since
 ///   then is split into units — 512-byte sectors, or 4096-byte blocks as a separate mode — at
@@ -83,6 +87,17 @@ final class CrashStateModel: Sendable {
     fileprivate struct File {
         var durable: [UInt8] = []
         var pending: [Operation] = []
+        /// Operations ever applied to `durable` from `pending` (so that an fdatasync issued
+        /// after the first n operations of the file's history makes exactly those durable).
+        var applied = 0
+
+        mutating func makeDurable(through count: Int) {
+            let n = min(count - applied, pending.count)
+            guard n > 0 else { return }
+            for operation in pending.prefix(n) { CrashStateModel.apply(operation, to: &durable) }
+            pending.removeFirst(n)
+            applied += n
+        }
     }
 
     fileprivate enum EntryChange {
@@ -104,6 +119,10 @@ final class CrashStateModel: Sendable {
         /// of the same file were still unsynced: such a write makes nothing else durable, so
         /// acknowledging on it would be a bug. The tests require none.
         var violations: [String] = []
+        /// fdatasyncs issued and not completed: the file and how much of its history each covers.
+        fileprivate var syncsInFlight: [Int: (file: Int, through: Int)] = [:]
+        /// The most fdatasyncs of one trace in flight at once (several flushes in flight).
+        var maxSyncsInFlight = 0
 
         mutating func apply(_ entry: Entry) {
             switch entry {
@@ -141,8 +160,14 @@ final class CrashStateModel: Sendable {
                 files[file].pending.append(.resize(length: length, shrinkOnly: true))
             case .sync(let path):
                 guard let file = names[path] else { return }
-                for operation in files[file].pending { CrashStateModel.apply(operation, to: &files[file].durable) }
-                files[file].pending.removeAll()
+                files[file].makeDurable(through: files[file].applied + files[file].pending.count)
+            case .syncStarted(let path, let id):
+                guard let file = names[path] else { return }
+                syncsInFlight[id] = (file, files[file].applied + files[file].pending.count)
+                maxSyncsInFlight = max(maxSyncsInFlight, syncsInFlight.count)
+            case .syncFinished(_, let id):
+                guard let (file, through) = syncsInFlight.removeValue(forKey: id) else { return }
+                files[file].makeDurable(through: through)
             case .rename(let from, let to):
                 guard let file = names.removeValue(forKey: from) else { return }
                 names[to] = file

@@ -51,30 +51,35 @@ struct EngineTests {
     }
 
     /// One format: the same appends and syncs give byte-identical segment files whatever the
-    /// engine, with O_DIRECT on or off.
+    /// engine, with O_DIRECT on or off, with one flush in flight or several (io_uring: the syncs
+    /// then are requests the flusher's pipeline serves, several in flight).
     @Test func theSameWorkloadGivesByteIdenticalFilesOnEveryEngine() throws {
         try withTemporaryDirectory { dir in
             var variants: [String] = []
-            var setups: [(IOEngineChoice, DirectIOPolicy, IOUringSyncMethod)] = []
+            var setups: [(IOEngineChoice, DirectIOPolicy, IOUringSyncMethod, Int)] = []
             for engine in availableEngines {
                 for directIO in [DirectIOPolicy.required, .disabled] {
                     for method in engine == .ioUring ? IOUringSyncMethod.allCases : [.adaptive] {
-                        setups.append((engine, directIO, method))
+                        setups.append((engine, directIO, method, 1))
                     }
+                    setups.append((engine, directIO, .adaptive, 4))
                 }
             }
-            for (engine, directIO, method) in setups {
+            for (engine, directIO, method, flushes) in setups {
                 do {
-                    let path = dir + "/\(engine.rawValue)-\(directIO.rawValue)-\(method.rawValue)"
+                    let path = dir + "/\(engine.rawValue)-\(directIO.rawValue)-\(method.rawValue)-\(flushes)"
                     variants.append(path)
                     var configuration = testConfiguration(path, engine: engine, segmentTargetSize: 300_000, directIO: directIO)
                     configuration.ioUringSyncMethod = method
+                    configuration.flushesInFlight = flushes
                     let wal = try SegmentedWAL(configuration: configuration)
                     var rng = SplitMix64(seed: 11)
                     for i in 0..<600 {
                         let size = i % 50 == 0 ? Int.random(in: 100_000...1_500_000, using: &rng) : Int.random(in: 0...3000, using: &rng)
                         try wal.append(i % 2 == 0 ? .put : .delete, tenant: UInt32(i), payload: randomPayload(count: size, using: &rng))
-                        if Int.random(in: 0..<5, using: &rng) == 0 { try wal.sync() }
+                        if Int.random(in: 0..<5, using: &rng) == 0 {
+                            if flushes > 1 && i % 3 != 0 { try wal.requestDurability(upTo: wal.nextLSN - 1) } else { try wal.sync() }
+                        }
                     }
                     try wal.close()
                 }

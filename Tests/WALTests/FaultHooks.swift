@@ -34,6 +34,7 @@ final class FaultHooks: Sendable {
             let path: String
             switch event {
             case .create(let p), .write(let p, _, _), .writeDurable(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p),
+                 .syncStarted(let p, _), .syncFinished(let p, _),
                  .unlink(let p), .syncDirectory(let p):
                 path = p
             case .rename(let from, _):

@@ -81,10 +81,12 @@ struct FaultInjectionTests {
     @Test("A failed write or fdatasync fails its commits and every later call; reopening keeps every acknowledged record",
           arguments: availableEngines, Site.allCases)
     func failedWriteOrSyncIsSticky(engine: IOEngineChoice, site: Site) throws {
-        for code in Self.errnos {
+        // One flush in flight, and several (the flusher's pipeline on io_uring).
+        for (code, flushes) in Self.errnos.flatMap({ code in [(code, 1), (code, 4)] }) {
             try withTemporaryDirectory { directory in
                 var configuration = testConfiguration(directory, engine: engine, segmentTargetSize: 1 << 20)
                 configuration.bufferSize = 16 << 10
+                configuration.flushesInFlight = flushes
                 // Only linked fdatasyncs complete as fdatasync on io_uring (dsync writes are writes).
                 if site == .fdatasync { configuration.ioUringSyncMethod = .linkedFdatasync }
                 let wal = try SegmentedWAL(configuration: configuration)
@@ -113,11 +115,12 @@ struct FaultInjectionTests {
         }
     }
 
-    @Test("Short writes are continued: no error, every record intact", arguments: availableEngines)
-    func shortWritesAreContinued(engine: IOEngineChoice) throws {
+    @Test("Short writes are continued: no error, every record intact", arguments: availableEngines, [1, 4])
+    func shortWritesAreContinued(engine: IOEngineChoice, flushes: Int) throws {
         try withTemporaryDirectory { directory in
             var configuration = testConfiguration(directory, engine: engine, segmentTargetSize: 1 << 20)
             configuration.bufferSize = 64 << 10
+            configuration.flushesInFlight = flushes
             let wal = try SegmentedWAL(configuration: configuration)
             let shortened = Mutex(0)
             // Half the bytes, kept a multiple of 4096 so O_DIRECT offsets stay aligned.

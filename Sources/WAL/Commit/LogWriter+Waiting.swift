@@ -13,7 +13,7 @@ extension LogWriter {
                 if let failure { throw WALError.failed(failure) }
                 if isClosed { throw WALError.closed }
                 guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
-                if !ioRoleHeld {
+                if !ioRoleHeld && flushesInOwnThread {
                     runCycle(want: lsn)
                     continue
                 }
@@ -21,6 +21,7 @@ extension LogWriter {
                 // this LSN (run by whoever holds the role then, often the flusher thread).
                 let waiter = CommitWaiters.ThreadWaiter()
                 waiters.add(lsn: lsn, thread: waiter)
+                demandArrived()
                 return waiter
             }
         }
@@ -38,7 +39,7 @@ extension LogWriter {
                     if isClosed { return .failure(WALError.closed) }
                     guard lsn < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN)) }
                     waiters.add(lsn: lsn, task: continuation)
-                    if !ioRoleHeld { flusherWake.signal() }
+                    demandArrived()
                     return nil
                 }
                 if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
@@ -55,7 +56,7 @@ extension LogWriter {
             guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
             guard lsn > lastDurableLSN, lsn > requestedLSN else { return }
             requestedLSN = lsn
-            if !ioRoleHeld { flusherWake.signal() }
+            demandArrived()
         }
     }
 

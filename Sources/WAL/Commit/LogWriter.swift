@@ -22,6 +22,19 @@ import Synchronization
 /// takes over, so the disk never idles waiting for a sleeping committer to wake. Nothing
 /// polls: an idle WAL's flusher sleeps on a condition variable.
 ///
+/// ## Several flushes in flight
+/// With ``WALConfiguration/flushesInFlight`` above 1 (io_uring), a committer flushes in its own
+/// thread only when nobody else waits (one flush, as above); otherwise the flusher thread holds
+/// the role and runs a pipeline (``runPipeline()``): it submits a job's write linked to its
+/// fdatasync and, as soon as the *write* completes, the next job's — while earlier fdatasyncs
+/// are still on disk — up to the configured number of flushes. The next write waits for the
+/// previous write's completion: a flush ending inside a block is followed by one that rewrites
+/// that block, and two writes of one block in flight have no defined order on the device. An
+/// fdatasync therefore covers its own write and every earlier one (all completed before it was
+/// issued), so whatever order fdatasyncs complete in, the durable LSN is the end of the highest
+/// job whose fdatasync completed: always a prefix. Committers that register while the flusher
+/// waits for fdatasyncs ring its doorbell (``IOEngine/ringDoorbell()``).
+///
 /// ## Failure
 /// A failed write or fdatasync fails every waiter and every later call; the WAL never
 /// retries an fdatasync (the kernel may have dropped the dirty pages it failed to write).
@@ -46,6 +59,14 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
 
     private let engine: IOEngine
     private let logger: Logger
+    /// Flushes kept in flight: ``WALConfiguration/flushesInFlight`` as the engine allows (1 on POSIX).
+    let flushesInFlight: Int
+    /// The pipeline's flusher waits for completions with no write in flight: new demand
+    /// rings its doorbell. Lock held.
+    private var listening = false
+    private var doorbellRung = false
+    /// Numbers the pipeline's flights (role holder only).
+    private var lastFlightID = 0
 
     private let lock = ConditionLock()
     /// Broadcast when the I/O role is released, a buffer comes back, an append finishes after
@@ -96,6 +117,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         self.options = options
         self.engine = segments.engine
         self.engineKind = engine.kind
+        self.flushesInFlight = engine.maxFlushesInFlight
         self.segments = segments
         let writer = segments.writer
         self.logger = options.logger
@@ -179,7 +201,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
                 lastNextLSN = writer.nextLSN
                 metrics.records.increment()
                 metrics.bytes.increment(by: Int64(payload.count))
-                if writer.queuedJob != nil && !ioRoleHeld { flusherWake.signal() }
+                if writer.queuedJob != nil { demandArrived() }
                 segments.appended()
                 return lsn
             }
@@ -254,6 +276,124 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// Someone waits for, or asked for, an LSN that is not durable yet.
     private var hasDemand: Bool { max(waiters.highest, requestedLSN) > lastDurableLSN }
 
+    /// Whether a committer that finds the role free should flush in its own thread: always
+    /// with one flush in flight; with several only when nobody else waits (a single writer pays
+    /// no hand-off; concurrent committers leave the flushing to the flusher's pipeline).
+    var flushesInOwnThread: Bool { flushesInFlight == 1 || !hasDemand }
+
+    /// Someone registered a waiter or a request, or a buffer filled (lock held): wakes the
+    /// flusher when the role is free, or rings the pipeline's doorbell when it waits for
+    /// fdatasyncs with no write in flight (it would otherwise see the demand only at the next
+    /// completion).
+    func demandArrived() {
+        lock.assertHeld()
+        if !ioRoleHeld {
+            flusherWake.signal()
+        } else if listening && !doorbellRung {
+            doorbellRung = true
+            engine.ringDoorbell()
+        }
+    }
+
+    /// One flight of the pipeline: a job, its write, and its fdatasync when it syncs.
+    private struct Flight {
+        let id: Int
+        let job: SegmentWriter.Job
+        /// The first record not durable when it was taken (for the records-per-flush metric).
+        let firstRecord: LSN
+        /// Its write completed (a sync alone has none).
+        var wrote: Bool
+        /// The writes completed when its fdatasync was issued (all of which it covers).
+        var throughWrite = 0
+    }
+
+    /// The flusher's pipeline (lock held, role free, more than one flush in flight allowed):
+    /// takes jobs and starts them while no write is in flight and fewer than
+    /// ``flushesInFlight`` flights are out, reaps their writes' and fdatasyncs' completions
+    /// apart, and publishes the durable LSN at each fdatasync; returns when nothing is in
+    /// flight and nothing more is due. Holds the role throughout, so rollover, close and
+    /// oversized appends (which need it) find nothing in flight.
+    private func runPipeline() {
+        lock.assertHeld()
+        guard let writer, failure == nil else { return }
+        ioRoleHeld = true
+        var flights: [Flight] = []  // oldest first
+        var writing = false
+        var covered = lastDurableLSN  // the highest LSN a started fdatasync covers
+        while failure == nil {
+            if !writing && flights.count < flushesInFlight {
+                if options.maxBatchDelay > .zero && writer.queuedJob == nil && hasDemand {
+                    let (seconds, attoseconds) = options.maxBatchDelay.components
+                    batchDelay.wait(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                }
+                let demand = max(waiters.highest, requestedLSN)
+                let cover = max(covered, lastDurableLSN)
+                let syncs = { (last: LSN) -> Bool in demand > cover && demand <= last }
+                if writer.queuedJob != nil || demand > cover,
+                   let job = writer.takeJob(sync: syncs, pipelined: true) ?? (demand > cover ? writer.takeSyncOnlyJob() : nil) {
+                    lastFlightID += 1
+                    var flight = Flight(id: lastFlightID, job: job, firstRecord: cover + 1, wrote: job.length == 0)
+                    if job.length == 0 { flight.throughWrite = writer.writesCompleted } else { writing = true }
+                    if job.sync { covered = max(covered, job.lastLSN) }
+                    flights.append(flight)
+                    unlockAndResume()
+                    var failed: WALError?
+                    do throws(WALError) { try writer.start(job, id: flight.id) } catch { failed = error }
+                    lock.lock()
+                    if let failed { abandon(flights, writer: writer, error: failed); break }
+                    continue
+                }
+            }
+            if flights.isEmpty { break }
+            listening = !writing
+            let armDoorbell = listening
+            unlockAndResume()
+            var event = FlightEvent.doorbell
+            var failed: WALError?
+            do throws(WALError) { event = try engine.nextFlightEvent(armDoorbell: armDoorbell) } catch { failed = error }
+            if case .written(let id) = event, let flight = flights.first(where: { $0.id == id }), flight.job.dataLength > 0 {
+                // Before the durable LSN is published: a woken tailer finds these bytes cached.
+                liveEdge.recordWrite(segment: writer.firstLSN, offset: flight.job.offset, bytes: writer.data(of: flight.job))
+            }
+            lock.lock()
+            listening = false
+            doorbellRung = false
+            if let failed { abandon(flights, writer: writer, error: failed); break }
+            switch event {
+            case .doorbell:
+                continue
+            case .written(let id):
+                guard let index = flights.firstIndex(where: { $0.id == id }) else { preconditionFailure("unknown flight") }
+                writing = false
+                flights[index].wrote = true
+                flights[index].throughWrite = writer.written(flights[index].job)
+                metrics.flushes.increment()
+                if !flights[index].job.sync { flights.remove(at: index) }
+                changed.broadcast()  // a buffer came back
+            case .synced(let id):
+                guard let index = flights.firstIndex(where: { $0.id == id }) else { preconditionFailure("unknown flight") }
+                let flight = flights.remove(at: index)
+                if flight.job.length == 0 { metrics.flushes.increment() }
+                writer.synced(throughWrite: flight.throughWrite, lsn: flight.job.lastLSN)
+                metrics.fdatasyncs.increment()
+                metrics.recordsPerFlush.record(max(0, Int64(flight.job.lastLSN) - Int64(flight.firstRecord) + 1))
+                publishDurable(writer.durableLSN)
+            }
+        }
+        ioRoleHeld = false
+        changed.broadcast()
+    }
+
+    /// A flight failed: the WAL fails, the kernel is let finish with every buffer, and the
+    /// buffers come back (lock held; released while waiting for the kernel).
+    private func abandon(_ flights: [Flight], writer: SegmentWriter, error: WALError) {
+        fail(error)
+        unlockAndResume()
+        engine.abandonFlights()
+        lock.lock()
+        for flight in flights where !flight.wrote { writer.returnBuffer(of: flight.job) }
+    }
+
     private func publishDurable(_ lsn: LSN) {
         lock.assertHeld()
         guard lsn > lastDurableLSN else { return }
@@ -320,7 +460,7 @@ final class LogWriter: DurabilitySource, @unchecked Sendable {
         while !flusherStopping {
             if !ioRoleHeld, failure == nil, let writer,
                writer.queuedJob != nil || hasDemand {
-                runCycle(want: 0)
+                if flushesInFlight > 1 { runPipeline() } else { runCycle(want: 0) }
                 continue
             }
             wait(on: flusherWake)

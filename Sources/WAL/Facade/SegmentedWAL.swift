@@ -72,12 +72,14 @@ public final class SegmentedWAL: Sendable {
             logger.info("finishing an interrupted cut of the log", metadata: ["kind": "\(cut.kind)", "lsn": "\(cut.lsn)"])
             try cut.apply(in: directory)
         }
-        let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod, logger: logger)
+        let engine = try EngineSelection.make(configuration.engine, syncMethod: configuration.ioUringSyncMethod,
+                                             flushesInFlight: configuration.flushesInFlight, logger: logger)
         let segments = try SegmentDirectory.discover(directory)
         let tail = try Recovery.findTail(of: segments, directory: directory, verification: configuration.openVerification,
                                          recordTypes: configuration.recordTypes, keyRing: configuration.encryption)
         let active = try ActiveSegment(resuming: tail, settings: .init(
             directory: directory, segmentTargetSize: configuration.segmentTargetSize, bufferSize: configuration.bufferSize,
+            buffers: engine.maxFlushesInFlight + 1,
             directIO: configuration.directIO, preallocation: configuration.preallocation, encryption: configuration.encryption,
             logger: logger), engine: engine)
         self.pointReader = PointReader(directory: directory, recordTypes: configuration.recordTypes,

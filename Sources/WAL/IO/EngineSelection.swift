@@ -7,15 +7,16 @@ enum EngineSelection {
     ///   a missing opcode).
     /// - `.ioUring`: io_uring or ``WALError/engineUnavailable(engine:reason:)``.
     /// - `.posix`: POSIX.
-    static func make(_ choice: IOEngineChoice, syncMethod: IOUringSyncMethod, logger: Logger) throws(WALError) -> IOEngine {
+    static func make(_ choice: IOEngineChoice, syncMethod: IOUringSyncMethod, flushesInFlight: Int = 1,
+                     logger: Logger) throws(WALError) -> IOEngine {
         switch choice {
         case .posix:
             return POSIXEngine()
         case .ioUring:
-            return try IOUringEngine(syncMethod: syncMethod)
+            return try IOUringEngine(syncMethod: syncMethod, flushesInFlight: flushesInFlight)
         case .automatic:
             do {
-                return try IOUringEngine(syncMethod: syncMethod)
+                return try IOUringEngine(syncMethod: syncMethod, flushesInFlight: flushesInFlight)
             } catch {
                 logger.info("io_uring unavailable; using the POSIX engine", metadata: ["reason": "\(error)"])
                 return POSIXEngine()

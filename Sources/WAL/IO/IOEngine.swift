@@ -61,9 +61,12 @@ struct WriteRequest {
 /// segment writer decides every byte, offset and durability, so both engines produce
 /// identical files, and an engine keeps no history of earlier writes.
 ///
-/// Submitting and completing are apart (``submit(_:)`` returns once the write is on its way,
-/// ``complete()`` waits for the oldest submitted one), so that an engine can have several
-/// writes in flight; the WAL submits one at a time today.
+/// Two ways to use an engine. One flush at a time: ``submit(_:)`` then ``complete()``, which
+/// waits for it (both engines). Several flushes in flight (an engine whose
+/// ``maxFlushesInFlight`` is above 1, io_uring): ``start(_:id:)`` submits a request and returns,
+/// ``nextFlightEvent(armDoorbell:)`` reports its write's completion and, separately, its
+/// fdatasync's, so that the next write can go out while earlier fdatasyncs are still on disk.
+/// The two ways never overlap: every flight has completed before ``submit(_:)`` is used again.
 protocol IOEngine: AnyObject {
     var kind: IOEngineKind { get }
 
@@ -73,6 +76,47 @@ protocol IOEngine: AnyObject {
     /// Waits for the oldest submitted request and throws its failure.
     func complete() throws(WALError)
 
+    /// How many flushes this engine can keep in flight through ``start(_:id:)`` (1: none, use
+    /// ``submit(_:)``).
+    var maxFlushesInFlight: Int { get }
+
+    /// Submits `request` as flight `id` and returns without waiting. A durable request is a
+    /// write linked to an fdatasync (an empty one, an fdatasync alone), whatever the durability
+    /// asked: the fdatasync covers every write that completed before it was issued. The caller
+    /// starts a write only once the previous write's ``FlightEvent/written(_:)`` has arrived
+    /// (two in-flight writes to one block have no defined order on the device).
+    func start(_ request: WriteRequest, id: Int) throws(WALError)
+
+    /// Waits for the next event of the flights started; with `armDoorbell`, ``ringDoorbell()``
+    /// also ends the wait (``FlightEvent/doorbell``).
+    func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent
+
+    /// Ends a ``nextFlightEvent(armDoorbell:)`` waiting with `armDoorbell` (any thread).
+    func ringDoorbell()
+
+    /// After a failure: waits until the kernel is done with every request started (so that no
+    /// buffer is still read), and forgets them.
+    func abandonFlights()
+
     /// Releases the engine's resources. Every submitted request must have been completed.
     func shutdown()
+}
+
+/// What ``IOEngine/nextFlightEvent(armDoorbell:)`` reports.
+enum FlightEvent: Equatable {
+    /// The flight's write completed in full: its buffer is free, the next write may start.
+    case written(Int)
+    /// The flight's fdatasync completed: every write completed before that flight's write
+    /// (and the write itself) is durable.
+    case synced(Int)
+    /// ``IOEngine/ringDoorbell()`` was called.
+    case doorbell
+}
+
+extension IOEngine {
+    var maxFlushesInFlight: Int { 1 }
+    func start(_ request: WriteRequest, id: Int) throws(WALError) { preconditionFailure("\(kind) keeps one flush in flight") }
+    func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent { preconditionFailure("\(kind) keeps one flush in flight") }
+    func ringDoorbell() {}
+    func abandonFlights() {}
 }

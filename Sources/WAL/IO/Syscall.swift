@@ -235,6 +235,12 @@ enum SyscallEvent: Sendable {
     case allocate(path: String, length: Int64)
     /// fsync or fdatasync of a file: its data written so far is durable.
     case sync(path: String)
+    /// An fdatasync was issued (io_uring, several flushes in flight): it covers the file's data
+    /// written so far, and nothing written after this event. `id` names it in ``syncFinished(path:id:)``.
+    case syncStarted(path: String, id: Int)
+    /// The fdatasync issued at ``syncStarted(path:id:)`` with this `id` completed: what was written
+    /// before it started is durable (writes since may or may not be).
+    case syncFinished(path: String, id: Int)
     case rename(from: String, to: String)
     case unlink(path: String)
     /// fsync of a directory: its entries (creations, renames, unlinks) are durable.

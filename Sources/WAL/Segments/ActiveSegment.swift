@@ -30,6 +30,8 @@ final class ActiveSegment {
         var directory: String
         var segmentTargetSize: Int64
         var bufferSize: Int
+        /// Buffers in each writer's ring: one more than the flushes kept in flight.
+        var buffers: Int = 2
         var directIO: DirectIOPolicy
         var preallocation: SegmentPreallocation
         var encryption: KeyRing?
@@ -109,7 +111,7 @@ final class ActiveSegment {
                                   replacing: !tail.hasRecords)
             }
             return try SegmentWriter(file: file, engine: engine, firstLSN: last.firstLSN, nextLSN: tail.nextLSN,
-                                     end: tail.end, bufferSize: settings.bufferSize)
+                                     end: tail.end, bufferSize: settings.bufferSize, buffers: settings.buffers)
         } catch {
             file.close()
             throw error
@@ -269,6 +271,6 @@ final class ActiveSegment {
             cipher = RecordCipher(key: ring.current, preamble: fresh)
         }
         return try SegmentWriter(file: file, engine: engine, firstLSN: firstLSN, nextLSN: firstLSN, end: 0,
-                                 bufferSize: settings.bufferSize, preamble: preamble, cipher: cipher)
+                                 bufferSize: settings.bufferSize, buffers: settings.buffers, preamble: preamble, cipher: cipher)
     }
 }

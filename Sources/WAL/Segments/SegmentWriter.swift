@@ -1,13 +1,17 @@
 import Glibc
 
-/// Appends records to the active segment through a ring of two aligned buffers.
+/// Appends records to the active segment through a ring of aligned buffers (two by default:
+/// one flush in flight; one more per further flush in flight).
 ///
 /// Records are copied into the *current* buffer. A buffer leaves the ring as a ``Job``: when
 /// it fills up (queued, to be written by whoever holds the WAL's I/O role), or when a commit
-/// needs the records in it durable (``takeJob(sync:)``). The ring then switches to the other
-/// buffer, so appends continue while the first is on disk. A buffer can leave only when the
-/// other one is back from disk, so there is at most one job at a time and writes reach the
-/// file in order.
+/// needs the records in it durable (``takeJob(sync:pipelined:)``). The ring then moves on to
+/// the next buffer, so appends continue while the first is on disk. Buffers leave and come back
+/// in ring order, and a buffer can leave only when the next one is back, so writes reach the
+/// file in order. With one flush in flight a buffer comes back once its write and sync are
+/// done; with several (``written(_:)``, ``synced(throughWrite:lsn:)``) once its write is — its
+/// fdatasync needs no buffer — and the WAL starts the next write only then, so two writes of one
+/// block are never in flight together.
 ///
 /// Writes cover whole 4 KiB blocks at block-aligned offsets (what O_DIRECT demands). A job
 /// that ends inside a block pads the block with zeros on disk and carries the block's valid
@@ -23,6 +27,7 @@ final class SegmentWriter {
 
     /// One buffer on its way to disk: `length` bytes (whole blocks) at `offset`.
     struct Job {
+        /// The ring buffer it was taken from; -1 for a sync alone.
         fileprivate let buffer: Int
         let length: Int
         /// The first bytes of `length` that hold records (the rest are zeros written ahead).
@@ -46,18 +51,25 @@ final class SegmentWriter {
     private let engine: IOEngine
     private let ring: [AlignedBuffer]
     private var current = 0
+    /// Buffers out of the ring (queued or being written): the `out` buffers before `current`.
+    private var out = 0
     /// Valid bytes in the current buffer.
     private var fill = 0
     /// The file offset of the current buffer's first byte (block-aligned).
     private var bufferOffset: Int64
-    /// The other buffer has left the ring (queued or being written).
-    private var otherInUse = false
-    /// A full buffer waiting to be written.
-    private(set) var queuedJob: Job?
+    /// The next buffer is out of the ring (queued or being written): the current one cannot leave.
+    private var otherInUse: Bool { out == ring.count - 1 }
+    /// Full buffers waiting to be written, oldest first.
+    private var queuedJobs: [Job] = []
+    /// The oldest full buffer waiting to be written.
+    var queuedJob: Job? { queuedJobs.first }
     /// The current buffer holds bytes no job has taken yet.
     private var hasUntakenBytes = false
+    /// Writes completed, and how many of them an fdatasync (or a dsync write) has covered.
+    private(set) var writesCompleted = 0
+    private var writesSynced = 0
     /// Jobs were written since the last fdatasync.
-    private var hasUnsyncedWrites = false
+    private var hasUnsyncedWrites: Bool { writesSynced < writesCompleted }
     /// Encrypts each record's payload, when the segment is encrypted.
     private let cipher: RecordCipher?
 
@@ -85,7 +97,7 @@ final class SegmentWriter {
     /// - Parameters:
     ///   - preamble: written first when the segment is new (`end` is 0) and encrypted.
     ///   - cipher: encrypts every appended record (the segment's key and epoch).
-    init(file: SegmentFile, engine: IOEngine, firstLSN: LSN, nextLSN: LSN, end: Int64, bufferSize: Int,
+    init(file: SegmentFile, engine: IOEngine, firstLSN: LSN, nextLSN: LSN, end: Int64, bufferSize: Int, buffers: Int = 2,
          preamble: SegmentPreamble? = nil, cipher: RecordCipher? = nil) throws(WALError) {
         self.cipher = cipher
         precondition(bufferSize >= Self.blockSize && bufferSize % Self.blockSize == 0)
@@ -94,7 +106,8 @@ final class SegmentWriter {
         self.firstLSN = firstLSN
         self.nextLSN = nextLSN
         self.durableLSN = nextLSN - 1
-        self.ring = [AlignedBuffer(capacity: bufferSize), AlignedBuffer(capacity: bufferSize)]
+        precondition(buffers >= 2)
+        self.ring = (0..<buffers).map { _ in AlignedBuffer(capacity: bufferSize) }
         self.bufferOffset = AlignedBuffer.alignDown(end)
         self.fill = Int(end - bufferOffset)
         self.writtenUpTo = AlignedBuffer.alignUp(end)
@@ -121,9 +134,9 @@ final class SegmentWriter {
     }
 
     /// Whether `size` bytes fit in the ring without a buffer coming back from disk first: the
-    /// rest of the current buffer, and the other one when it is in the ring.
+    /// rest of the current buffer, and the others that are in the ring.
     func fits(_ size: Int) -> Bool {
-        size <= ring[current].capacity - fill + (otherInUse ? 0 : ring[1 - current].capacity)
+        size <= ring[current].capacity - fill + (ring.count - 1 - out) * ring[current].capacity
     }
 
     /// Appends one record and returns its LSN (encrypted first when the segment is). The
@@ -180,7 +193,7 @@ final class SegmentWriter {
                     precondition(holdingIORole, "a record that does not fit is appended holding the I/O role")
                     try writeQueuedJob()
                 } else {
-                    queuedJob = takeBuffer(sync: false)
+                    queuedJobs.append(takeBuffer(sync: false))
                 }
                 continue
             }
@@ -207,20 +220,21 @@ final class SegmentWriter {
         finish(job)
     }
 
-    /// The next job to write, in file order: the queued full buffer, else the current buffer
-    /// (when it holds untaken bytes and the other buffer is back). `sync` decides, given the
-    /// job's last complete LSN, whether the job ends with fdatasync.
-    func takeJob(sync: (LSN) -> Bool) -> Job? {
+    /// The next job to write, in file order: the oldest queued full buffer, else the current
+    /// buffer (when it holds untaken bytes and the next buffer is back). `sync` decides, given
+    /// the job's last complete LSN, whether the job ends with fdatasync. `pipelined`: the job
+    /// goes out while earlier flushes may still be in flight (``IOEngine/start(_:id:)``), so a
+    /// sync is an fdatasync after the write (``WriteDurability/fileData``), never a dsync write.
+    func takeJob(sync: (LSN) -> Bool, pipelined: Bool = false) -> Job? {
         var job: Job
-        if let queued = queuedJob {
-            queuedJob = nil
-            job = queued
+        if !queuedJobs.isEmpty {
+            job = queuedJobs.removeFirst()
             job.sync = sync(job.lastLSN)
         } else {
             guard hasUntakenBytes, !otherInUse else { return nil }
             job = takeBuffer(sync: sync(nextLSN - 1))
         }
-        job.durability = !job.sync ? .none : hasUnsyncedWrites ? .fileData : .thisWrite
+        job.durability = !job.sync ? .none : (hasUnsyncedWrites || pipelined) ? .fileData : .thisWrite
         return job
     }
 
@@ -228,9 +242,8 @@ final class SegmentWriter {
     /// without fdatasync since the last one.
     /// Such a job writes nothing; the engine just fdatasyncs.
     func takeSyncOnlyJob() -> Job? {
-        guard queuedJob == nil, !hasUntakenBytes, !otherInUse, hasUnsyncedWrites else { return nil }
-        otherInUse = true
-        return Job(buffer: 1 - current, length: 0, dataLength: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true,
+        guard queuedJobs.isEmpty, !hasUntakenBytes, out == 0, hasUnsyncedWrites else { return nil }
+        return Job(buffer: -1, length: 0, dataLength: 0, offset: bufferOffset, lastLSN: nextLSN - 1, sync: true,
                    durability: .fileData)
     }
 
@@ -254,13 +267,14 @@ final class SegmentWriter {
         let job = Job(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset, lastLSN: nextLSN - 1, sync: sync)
         let whole = AlignedBuffer.alignDown(fill)
         let carried = fill - whole
+        let next = (current + 1) % ring.count
         if carried > 0 {
-            ring[1 - current].base.copyMemory(from: buffer.base + whole, byteCount: carried)
+            ring[next].base.copyMemory(from: buffer.base + whole, byteCount: carried)
         }
         bufferOffset += Int64(whole)
         fill = carried
-        current = 1 - current
-        otherInUse = true
+        current = next
+        out += 1
         hasUntakenBytes = false
         return job
     }
@@ -269,31 +283,61 @@ final class SegmentWriter {
     /// WAL's lock: it touches only the job's buffer, which stays out of the ring until
     /// ``finish(_:)``.
     func write(_ job: Job) throws(WALError) {
-        let bytes = UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.length))
-        try engine.submit(WriteRequest(bytes: bytes, offset: job.offset, file: file, durability: job.durability))
+        try engine.submit(request(for: job))
         try engine.complete()
     }
 
+    /// Starts a job as flight `id` without waiting (several flushes in flight; the caller
+    /// started none since the previous job's ``written(_:)``). Outside the WAL's lock, like
+    /// ``write(_:)``.
+    func start(_ job: Job, id: Int) throws(WALError) {
+        try engine.start(request(for: job), id: id)
+    }
+
+    private func request(for job: Job) -> WriteRequest {
+        let bytes = job.buffer < 0 ? UnsafeRawBufferPointer(ring[0].slice(0..<0))
+            : UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.length))
+        return WriteRequest(bytes: bytes, offset: job.offset, file: file, durability: job.durability)
+    }
+
     /// The record data a job wrote (whole blocks, without the zeros written ahead); valid
-    /// until ``finish(_:)`` returns the buffer to the ring.
+    /// until ``finish(_:)`` (or ``written(_:)``) returns the buffer to the ring.
     func data(of job: Job) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.dataLength))
+        job.buffer < 0 ? UnsafeRawBufferPointer(ring[0].slice(0..<0))
+            : UnsafeRawBufferPointer(ring[job.buffer].slice(0..<job.dataLength))
     }
 
     /// Returns a written job's buffer to the ring and advances the durable LSN if it synced.
     func finish(_ job: Job) {
-        otherInUse = false
+        returnBuffer(of: job)
+        writesCompleted += 1
         if job.sync {
             durableLSN = max(durableLSN, job.lastLSN)
-            hasUnsyncedWrites = false
-        } else {
-            hasUnsyncedWrites = true
+            writesSynced = writesCompleted
         }
+    }
+
+    /// Several flushes in flight: `job`'s write completed (its fdatasync may still be on disk).
+    /// Returns its buffer and the number of writes completed so far, which the job's fdatasync
+    /// covers (``synced(throughWrite:lsn:)``).
+    func written(_ job: Job) -> Int {
+        returnBuffer(of: job)
+        writesCompleted += 1
+        return writesCompleted
+    }
+
+    /// Several flushes in flight: an fdatasync that covers the first `count` writes completed,
+    /// whose last complete record is `lsn`, completed. Every job's records up to `lsn` were in
+    /// those writes (jobs are written in LSN order, one write at a time), so the durable LSN stays
+    /// a prefix whatever order fdatasyncs complete in.
+    func synced(throughWrite count: Int, lsn: LSN) {
+        writesSynced = max(writesSynced, count)
+        durableLSN = max(durableLSN, lsn)
     }
 
     /// Gives a failed job's buffer back (the WAL refuses further writes anyway).
     func returnBuffer(of job: Job) {
-        otherInUse = false
+        if job.buffer >= 0 { out -= 1 }
     }
 
     /// Makes the segment final: everything durable, the file cut to the end of its last
@@ -318,7 +362,7 @@ final class SegmentWriter {
         // fsync, not fdatasync: the new size is metadata the next reader depends on.
         try Syscall.fsync(file.descriptor, path: file.path)
         durableLSN = nextLSN - 1
-        hasUnsyncedWrites = false
+        writesSynced = writesCompleted
     }
 
     /// Closes without syncing (used after a failure, when nothing more can be written).
