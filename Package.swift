@@ -70,11 +70,15 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // Example: Raft log storage on a SegmentedWAL (README, "Using swift-wal under Raft").
+        // Not a product: copy it into your project.
+        .target(name: "RaftLogStorage", dependencies: ["WAL"]),
         // The crash campaign (scripts/crash-test): a parent that SIGKILLs committing children.
         .executableTarget(
             name: "WALCrash",
             dependencies: [
                 "WAL",
+                "RaftLogStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -83,6 +87,7 @@ let package = Package(
             dependencies: [
                 "WAL",
                 "WALCrash",
+                "RaftLogStorage",
                 "CISAL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

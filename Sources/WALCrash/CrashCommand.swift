@@ -7,6 +7,6 @@ struct CrashCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal-crash",
         abstract: "Kill a committing process at random moments and prove no acknowledged record is lost.",
-        subcommands: [CrashCampaign.self, CrashChild.self],
+        subcommands: [CrashCampaign.self, CrashChild.self, RaftCampaign.self, RaftChild.self],
         defaultSubcommand: CrashCampaign.self)
 }
