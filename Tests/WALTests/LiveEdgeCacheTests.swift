@@ -1,5 +1,6 @@
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// The writer's in-memory copy of the active segment's newest bytes, read by live tailers.
 @Suite("Live edge cache")

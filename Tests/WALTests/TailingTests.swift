@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// Live tailing (`records(from:follow:)`): writers and tailers in parallel.
 @Suite("Live tailing")

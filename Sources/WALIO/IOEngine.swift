@@ -1,0 +1,87 @@
+import WALFormat
+
+/// Which I/O engine a WAL uses.
+public enum IOEngineKind: String, Sendable, CustomStringConvertible {
+    /// io_uring: linked write + fdatasync submitted together, completions reaped asynchronously.
+    case ioUring = "io_uring"
+    /// pwrite/pread/fdatasync system calls.
+    case posix = "posix"
+
+    /// The raw value: `io_uring` or `posix`.
+    public var description: String { rawValue }
+}
+
+/// Which I/O engine a WAL should use.
+public enum IOEngineChoice: String, Sendable, CaseIterable {
+    /// io_uring where the kernel allows it, otherwise POSIX (logged once at info level).
+    case automatic
+    /// io_uring, or ``WALError/engineUnavailable(engine:reason:)`` where it cannot run.
+    case ioUring = "io_uring"
+    /// POSIX system calls only.
+    case posix
+}
+
+/// How the io_uring engine makes a sync flush durable. Both are durable to the same degree;
+/// they differ in cost (docs/PERFORMANCE.md).
+public enum IOUringSyncMethod: String, Sendable, CaseIterable {
+    /// A sync flush that carries everything not yet durable is one `RWF_DSYNC` write; a sync
+    /// flush that follows plain writes (of buffers that filled up) is linked to an fdatasync
+    /// instead, which covers those writes too. On the reference machine on par with
+    /// `.dsyncWrites` and ahead of `.linkedFdatasync` for commits (docs/PERFORMANCE.md), without
+    /// `.dsyncWrites`' extra syncs when buffers fill before a sync point.
+    case adaptive
+    /// Every write carries `RWF_DSYNC`: the kernel completes it once it is durable (one SQE).
+    case dsyncWrites
+    /// A write SQE linked (`IOSQE_IO_LINK`) to an fdatasync SQE (`IORING_FSYNC_DATASYNC`).
+    case linkedFdatasync
+}
+
+/// How durable a write must be when it completes.
+package enum WriteDurability: Equatable, Sendable {
+    /// The kernel has the bytes (nothing is promised about the device).
+    case none
+    /// This write's bytes are durable; every earlier write to the file already is, so a
+    /// write that is its own sync (`RWF_DSYNC`) is enough.
+    case thisWrite
+    /// This write's bytes and every earlier write to the file are durable: a sync of the
+    /// file's data after this write.
+    case fileData
+}
+
+/// One write to a segment: whole 4 KiB blocks at a block-aligned offset (as O_DIRECT
+/// demands), from a buffer that stays untouched until the write completes, and the durability
+/// the write must have when it completes. An empty request is a sync alone.
+package struct WriteRequest {
+    let bytes: UnsafeRawBufferPointer
+    let offset: Int64
+    let file: SegmentFile
+    let durability: WriteDurability
+
+    package init(bytes: UnsafeRawBufferPointer, offset: Int64, file: SegmentFile, durability: WriteDurability) {
+        self.bytes = bytes
+        self.offset = offset
+        self.file = file
+        self.durability = durability
+    }
+}
+
+/// The data path of a segment file: it writes a request, durably when the request says so —
+/// nothing else. Engines differ in how they move bytes, never in which bytes they move: the
+/// segment writer decides every byte, offset and durability, so both engines produce
+/// identical files, and an engine keeps no history of earlier writes.
+///
+/// Submitting and completing are apart (``submit(_:)`` returns once the write is on its way,
+/// ``complete()`` waits for the oldest submitted one), so that an engine can have several
+/// writes in flight; the WAL submits one at a time today.
+package protocol IOEngine: AnyObject {
+    var kind: IOEngineKind { get }
+
+    /// Starts `request`. A synchronous engine finishes it before returning.
+    func submit(_ request: WriteRequest) throws(WALError)
+
+    /// Waits for the oldest submitted request and throws its failure.
+    func complete() throws(WALError)
+
+    /// Releases the engine's resources. Every submitted request must have been completed.
+    func shutdown()
+}
