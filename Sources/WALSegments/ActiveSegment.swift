@@ -67,7 +67,7 @@ package final class ActiveSegment {
     }
 
     /// The segment being appended to.
-    package private(set) var writer: SegmentWriter
+    @exclusivity(unchecked) package private(set) var writer: SegmentWriter
     package let engine: IOEngine
     private let settings: Settings
     private let preallocator: Preallocator?

@@ -42,9 +42,9 @@ package final class SegmentWriter {
 
     package let file: SegmentFile
     package let firstLSN: LSN
-    package private(set) var nextLSN: LSN
+    @exclusivity(unchecked) package private(set) var nextLSN: LSN
     /// The highest LSN whose fdatasync has completed.
-    package private(set) var durableLSN: LSN
+    @exclusivity(unchecked) package private(set) var durableLSN: LSN
 
     private let engine: IOEngine
     private let ring: [AlignedBuffer]
@@ -56,7 +56,7 @@ package final class SegmentWriter {
     /// The other buffer has left the ring (queued or being written).
     private var otherInUse = false
     /// A full buffer waiting to be written.
-    package private(set) var queuedJob: Job?
+    @exclusivity(unchecked) package private(set) var queuedJob: Job?
     /// The current buffer holds bytes no job has taken yet.
     private var hasUntakenBytes = false
     /// Jobs were written since the last fdatasync.
