@@ -19,7 +19,7 @@ import Synchronization
 /// Every method may be called from any number of threads and tasks at once. Appends take
 /// LSNs in the order their records enter the buffer, which is the order of the log.
 /// Concurrent commits are grouped: while one flush (write + fdatasync) is on disk, the next
-/// batch gathers, and one fdatasync makes the whole batch durable (see ``commit(_:tenant:vshard:payload:)-647rl``).
+/// batch gathers, and one fdatasync makes the whole batch durable (see ``commit(_:tenant:vshard:payload:)-3t0un``).
 ///
 /// Once a write or sync has failed, the WAL cannot prove what reached the disk, so every
 /// waiter of that flush and every later call that writes throws ``WALError/failed(_:)`` with
