@@ -37,19 +37,79 @@ let package = Package(
             pkgConfig: "libisal",
             providers: [.apt(["libisal-dev"])]
         ),
+        // The library's layers (docs/ARCHITECTURE.md), one target each, lowest first: each
+        // depends only on the layers below it, so the compiler checks the layering. The `WAL`
+        // target (the facade) re-exports them all, so users see one module: `import WAL`.
+        .target(
+            name: "WALFormat",
+            dependencies: ["CISAL"]
+        ),
+        .target(
+            name: "WALIO",
+            dependencies: [
+                "WALFormat",
+                "CLiburing",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [
+                // Fault injection and observation hooks (WALIO/TestHooks.swift): debug builds only,
+                // so release builds carry no test code on the I/O path.
+                .define("WAL_TEST_HOOKS", .when(configuration: .debug)),
+            ]
+        ),
+        .target(
+            name: "WALEncryption",
+            dependencies: [
+                "WALFormat",
+                "WALIO",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "WALSegments",
+            dependencies: [
+                "WALFormat",
+                "WALIO",
+                "WALEncryption",
+                "CLiburing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "WALReplay",
+            dependencies: [
+                "WALFormat",
+                "WALIO",
+                "WALEncryption",
+                "WALSegments",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "WALCommit",
+            dependencies: [
+                "WALFormat",
+                "WALIO",
+                "WALEncryption",
+                "WALSegments",
+                "WALReplay",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .target(
             name: "WAL",
             dependencies: [
-                "CLiburing",
-                "CISAL",
+                "WALFormat",
+                "WALIO",
+                "WALEncryption",
+                "WALSegments",
+                "WALReplay",
+                "WALCommit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: [
-                // Fault injection and observation hooks (IO/TestHooks.swift): debug builds only,
-                // so release builds carry no test code on the I/O path.
-                .define("WAL_TEST_HOOKS", .when(configuration: .debug)),
             ]
         ),
         .target(
@@ -86,6 +146,12 @@ let package = Package(
             name: "WALTests",
             dependencies: [
                 "WAL",
+                "WALFormat",
+                "WALIO",
+                "WALEncryption",
+                "WALSegments",
+                "WALReplay",
+                "WALCommit",
                 "WALCrash",
                 "RaftLogStorage",
                 "CISAL",

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import WAL
 @testable import WALCrash
+@testable import WALSegments
 
 /// Damaged logs: the replay rules of ``ReplayCursor`` on logs written by us and then broken.
 @Suite("Corruption and bad input")

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 @testable import WAL
+@testable import WALIO
 
 /// What a power cut could leave on disk, rebuilt from the trace of the WAL's own file-system
 /// changes (``SyscallEvent``: both engines report them, io_uring from its completions).

@@ -3,6 +3,9 @@ import Logging
 import Testing
 @testable import WAL
 @testable import WALCrash
+@testable import WALIO
+@testable import WALEncryption
+@testable import WALSegments
 
 @Suite("Encryption at rest")
 struct EncryptionTests {

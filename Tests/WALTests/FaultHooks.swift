@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 @testable import WAL
+@testable import WALIO
 
 /// Routes the WAL's process-wide test hooks (``TestHooks``: faults, short writes and reads,
 /// io_uring completions, the observer of file changes; debug builds only) to the test that

@@ -1,5 +1,7 @@
 import Testing
 @testable import WAL
+@testable import WALFormat
+@testable import WALSegments
 
 @Suite("Record format")
 struct FormatTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// The writer's in-memory copy of the active segment's newest bytes, read by live tailers.
 @Suite("Live edge cache")
@@ -99,7 +100,7 @@ struct LiveEdgeCacheTests {
                 var configuration = testConfiguration(dir)
                 configuration.bufferSize = bufferSize
                 let wal = try SegmentedWAL(configuration: configuration)
-                #expect(wal.core.liveEdge.capacity == max(LiveEdgeCache.defaultCapacity, bufferSize))
+                #expect(wal.writer.liveEdge.capacity == max(LiveEdgeCache.defaultCapacity, bufferSize))
                 try wal.close()
             }
         }

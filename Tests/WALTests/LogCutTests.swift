@@ -2,6 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WAL
+@testable import WALCommit
+@testable import WALFormat
+@testable import WALSegments
 @testable import WALCrash
 
 /// `truncate(after:)` and `reset(to:)`: where the cut falls, what waiters and tailers see, and

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// Durable metadata (`setMetadata`, `metadata()`): two checksummed slots written alternately.
 @Suite("Metadata")

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import WAL
+@testable import WALCommit
+@testable import WALFormat
+@testable import WALSegments
 @testable import WALCrash
 
 /// `record(at:)` and `records(from:through:)`: the sparse index, its bounds and its failures.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import WAL
 @testable import WALCrash
+@testable import WALSegments
 
 @Suite("Segment preallocation")
 struct PreallocationTests {

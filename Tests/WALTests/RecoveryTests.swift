@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// The recovery bugs of issue "Every crash state reopens" (B1–B3, R1, R2) and the rule that
 /// opening for writing refuses a log replay would refuse. Each test failed on 80b2f8f.

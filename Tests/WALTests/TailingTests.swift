@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WAL
+@testable import WALSegments
 
 /// Live tailing (`records(from:follow:)`): writers and tailers in parallel.
 @Suite("Live tailing")
@@ -116,7 +117,7 @@ struct TailingTests {
         try await withTemporaryDirectory { dir in
             let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             try await wal.commit(.put, payload: [0])
-            let cache = wal.core.liveEdge
+            let cache = wal.writer.liveEdge
             let tailer = Task { try await tail(wal, from: 1, count: 201) }
             for i in 1...200 {
                 try await wal.commit(.put, payload: taggedPayload(writer: 1, sequence: i, size: 100))

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 @testable import WAL
 @testable import WALCrash
+@testable import WALIO
 
 /// A fresh directory under `base` — by default /tmp (ext4 on these machines, so O_DIRECT
 /// works) — removed afterwards.

@@ -19,7 +19,7 @@ import Synchronization
 /// Every method may be called from any number of threads and tasks at once. Appends take
 /// LSNs in the order their records enter the buffer, which is the order of the log.
 /// Concurrent commits are grouped: while one flush (write + fdatasync) is on disk, the next
-/// batch gathers, and one fdatasync makes the whole batch durable (see ``commit(_:tenant:vshard:payload:)-647rl``).
+/// batch gathers, and one fdatasync makes the whole batch durable (see ``commit(_:tenant:vshard:payload:)-3t0un``).
 ///
 /// Once a write or sync has failed, the WAL cannot prove what reached the disk, so every
 /// waiter of that flush and every later call that writes throws ``WALError/failed(_:)`` with
@@ -28,11 +28,11 @@ public final class SegmentedWAL: Sendable {
     /// The configuration the WAL was opened with.
     public let configuration: WALConfiguration
     /// The engine moving the bytes.
-    public var engine: IOEngineKind { core.engineKind }
+    public var engine: IOEngineKind { writer.engineKind }
     /// Whether segment files are written with O_DIRECT.
-    public var isDirectIO: Bool { core.isDirectIO }
+    public var isDirectIO: Bool { writer.isDirectIO }
 
-    let core: LogWriter
+    let writer: LogWriter
     private let lock: DirectoryLock
     /// Point reads by LSN (``record(at:)``), with their sparse segment indexes.
     private let pointReader: PointReader
@@ -84,17 +84,17 @@ public final class SegmentedWAL: Sendable {
             logger: logger), engine: engine)
         self.pointReader = PointReader(directory: directory, recordTypes: configuration.recordTypes,
                                        keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext)
-        self.core = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
+        self.writer = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
                                              bufferSize: configuration.bufferSize, logger: logger),
                               segments: active)
         logger.debug("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
-            "nextLSN": "\(core.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(core.isDirectIO)",
+            "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.isDirectIO)",
         ])
     }
 
     deinit {
-        try? core.close()
+        try? writer.close()
     }
 
     // MARK: Writing
@@ -130,7 +130,7 @@ public final class SegmentedWAL: Sendable {
         guard payload.count <= RecordHeader.maxPayloadLength else {
             throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
         }
-        return try core.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+        return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
     }
 
     /// Appends a record and blocks until it is durable; returns its LSN.
@@ -143,8 +143,8 @@ public final class SegmentedWAL: Sendable {
                                                   payload: Payload) throws(WALError) -> LSN {
         let start = DispatchTime.now().uptimeNanoseconds
         let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
-        try core.waitUntilDurable(lsn)
-        core.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        try writer.waitUntilDurable(lsn)
+        writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
         return lsn
     }
 
@@ -156,14 +156,14 @@ public final class SegmentedWAL: Sendable {
                                                              payload: Payload) async throws(WALError) -> LSN {
         let start = DispatchTime.now().uptimeNanoseconds
         let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
-        try await core.durable(lsn)
-        core.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        try await writer.durable(lsn)
+        writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
         return lsn
     }
 
     /// Makes every record appended so far durable.
     public func sync() throws(WALError) {
-        try core.sync()
+        try writer.sync()
     }
 
     /// Blocks until every record up to `lsn` is durable. Flushes in the calling thread when no
@@ -172,14 +172,14 @@ public final class SegmentedWAL: Sendable {
     /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)`` for an LSN not appended yet,
     ///   ``WALError/failed(_:)`` when the flush failed, ``WALError/closed``.
     public func waitUntilDurable(_ lsn: LSN) throws(WALError) {
-        try core.waitUntilDurable(lsn)
+        try writer.waitUntilDurable(lsn)
     }
 
     /// Suspends until every record up to `lsn` is durable, without blocking a thread.
     ///
     /// - Throws: as ``waitUntilDurable(_:)``.
     public func durable(_ lsn: LSN) async throws(WALError) {
-        try await core.durable(lsn)
+        try await writer.durable(lsn)
     }
 
     /// Starts making every record up to `lsn` durable and returns at once: the WAL's flusher
@@ -189,31 +189,31 @@ public final class SegmentedWAL: Sendable {
     ///
     /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)``, ``WALError/closed``, ``WALError/failed(_:)``.
     public func requestDurability(upTo lsn: LSN) throws(WALError) {
-        try core.requestDurability(upTo: lsn)
+        try writer.requestDurability(upTo: lsn)
     }
 
     /// The LSN the next appended record will get.
-    public var nextLSN: LSN { core.nextLSN }
+    public var nextLSN: LSN { writer.nextLSN }
 
     /// The highest LSN known to be durable (0 when none is). Every record up to it survives a
     /// crash.
-    public var durableLSN: LSN { core.durableLSN }
+    public var durableLSN: LSN { writer.durableLSN }
 
     /// The first LSN of the active segment.
-    public var activeSegmentFirstLSN: LSN { core.activeSegmentFirstLSN }
+    public var activeSegmentFirstLSN: LSN { writer.activeSegmentFirstLSN }
 
     /// Syncs everything, trims the active segment to its last record, releases the files and
     /// the ring, and stops the flusher thread. Later calls throw ``WALError/closed``. Closing
     /// twice is harmless; a WAL that is deinitialised unclosed is closed then (errors ignored).
     public func close() throws(WALError) {
         defer { lock.release() }
-        try core.close()
+        try writer.close()
     }
 
     /// Seals the active segment now and starts a new one at ``nextLSN``, whatever its size.
     /// Does nothing when the active segment holds no record yet.
     public func rollSegment() throws(WALError) {
-        try core.rollSegment()
+        try writer.rollSegment()
     }
 
     // MARK: Reading
@@ -238,7 +238,7 @@ public final class SegmentedWAL: Sendable {
     public func records(from lsn: LSN, follow: Bool) -> LiveRecordStream {
         LiveRecordStream(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
                          keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext,
-                         follow: follow, source: .wal(core))
+                         follow: follow, source: .wal(writer))
     }
 
     /// The records of a WAL directory from `lsn` on, without opening it for writing; with
@@ -278,8 +278,8 @@ public final class SegmentedWAL: Sendable {
     public func records(from lo: LSN, through hi: LSN) throws(WALError) -> [WALRecord] {
         let last = min(hi, nextLSN - 1)
         guard lo <= last else { return [] }
-        if last > durableLSN { try core.waitUntilDurable(last) }
-        return try pointReader.records(from: lo, through: last, generation: core.cutGeneration)
+        if last > durableLSN { try writer.waitUntilDurable(last) }
+        return try pointReader.records(from: lo, through: last, generation: writer.cutGeneration)
     }
 
     /// The LSN of the first record the log holds (the first segment's first LSN); ``nextLSN``
@@ -333,7 +333,7 @@ public final class SegmentedWAL: Sendable {
     /// a segment goes when the next one starts at or below `checkpoint`). The active segment is
     /// never deleted. The directory is fsynced after deletions.
     public func truncate(before checkpoint: LSN) throws(WALError) -> TruncationResult {
-        try core.withActiveSegment { (activeFirstLSN) throws(WALError) -> TruncationResult in
+        try writer.withActiveSegment { (activeFirstLSN) throws(WALError) -> TruncationResult in
             try Truncation.truncate(directory: self.configuration.directory, before: checkpoint,
                                     activeFirstLSN: activeFirstLSN)
         }
@@ -358,7 +358,7 @@ public final class SegmentedWAL: Sendable {
     ///   cut — which also fails the WAL: reopening finishes the cut.
     public func truncate(after lsn: LSN) throws(WALError) {
         try checkCutLSN(lsn)
-        try core.rewrite(LogCut(kind: .truncateAfter, lsn: lsn))
+        try writer.rewrite(LogCut(kind: .truncateAfter, lsn: lsn))
     }
 
     /// Empties the log: every record goes, and the next append gets `lsn` + 1, whatever the
@@ -368,7 +368,7 @@ public final class SegmentedWAL: Sendable {
     /// positioned exactly at `lsn` + 1 ends with that error.
     public func reset(to lsn: LSN) throws(WALError) {
         try checkCutLSN(lsn)
-        try core.rewrite(LogCut(kind: .reset, lsn: lsn))
+        try writer.rewrite(LogCut(kind: .reset, lsn: lsn))
     }
 
     private func checkCutLSN(_ lsn: LSN) throws(WALError) {
@@ -381,7 +381,7 @@ public final class SegmentedWAL: Sendable {
     /// was opened. A paged reader (``records(from:limit:)``) that keeps a position between
     /// calls notes it with the position: when it has changed, the LSNs above the cut may name
     /// new records, and the reader checks where the log now ends before going on.
-    public var cutCount: Int { Int(core.cutGeneration / 2) }
+    public var cutCount: Int { Int(writer.cutGeneration / 2) }
 
     /// Moves a single-file WAL of the seed's legacy layout into `directory` as its first
     /// segment (removed instead when empty). Returns the new segment's path, if any.
@@ -392,8 +392,8 @@ public final class SegmentedWAL: Sendable {
     // MARK: Internals
 
     /// No live tailer waits, and cancelled ones left nothing behind.
-    var watchersAreIdle: Bool { core.watchersAreIdle }
+    var watchersAreIdle: Bool { writer.watchersAreIdle }
 
     /// The flusher thread's kernel id; nil once closed.
-    var flusherThreadID: pid_t? { core.flusherThreadID }
+    var flusherThreadID: pid_t? { writer.flusherThreadID }
 }

@@ -1,0 +1,217 @@
+import Glibc
+import Synchronization
+import WALFormat
+import WALIO
+import WALEncryption
+import WALSegments
+
+/// Reads records by LSN without scanning a segment from its start: ``SegmentedWAL/record(at:)``
+/// and ``SegmentedWAL/records(from:through:)``.
+///
+/// Each segment gets a sparse in-memory index — the offset of the first record at or after
+/// every ``stride`` bytes, with its LSN — built by one sequential scan the first time a read
+/// lands in the segment, and, for the segment still being written, extended from where it
+/// stopped when a read asks for a record beyond it (the writer's hot path is untouched). A
+/// read then opens the segment, reads from the nearest entry at or below the LSN — one 64 KiB
+/// read, a second when the record runs past it — and checks each record it passes (CRC,
+/// LSN continuity, type, authentication) as replay does.
+///
+/// The caller reads only LSNs that are durable (every record up to them is on disk); the
+/// index is dropped when the log's end is cut, and a segment that truncation deleted is
+/// forgotten on the next read.
+package final class PointReader: Sendable {
+    /// Bytes of segment between index entries: a read covers at most this much plus its record.
+    static let stride: Int64 = 64 * 1024
+
+    private let directory: String
+    private let recordTypes: Set<RecordType>
+    private let keyRing: KeyRing?
+    private let requirePlaintext: Bool
+    private let state = Mutex(State())
+
+    private struct State {
+        /// The segments as last listed.
+        var segments: [SegmentInfo] = []
+        /// Index per segment, by first LSN.
+        var indexes: [LSN: SegmentIndex] = [:]
+        /// The cut generation the index was built under (see ``LogWriter/cutGeneration``).
+        var generation: UInt64 = 0
+    }
+
+    /// One segment's sparse index.
+    struct SegmentIndex: Sendable {
+        var preamble: SegmentPreamble?
+        /// (LSN, offset) of records, ascending, at least ``stride`` bytes apart.
+        var entries: [(lsn: LSN, offset: Int64)] = []
+        /// The first LSN not indexed yet, and where its record starts.
+        var nextLSN: LSN
+        var end: Int64
+        /// The scan reached the end of the segment's records.
+        var complete = false
+    }
+
+    package init(directory: String, recordTypes: Set<RecordType>, keyRing: KeyRing?, requirePlaintext: Bool) {
+        self.directory = directory
+        self.recordTypes = recordTypes
+        self.keyRing = keyRing
+        self.requirePlaintext = requirePlaintext
+    }
+
+    /// The records with LSN in `lo...hi`, every one of which must be durable; records below the
+    /// first retained one are skipped. `generation` is the writer's cut generation: a change
+    /// drops every index.
+    package func records(from lo: LSN, through hi: LSN, generation: UInt64) throws(WALError) -> [WALRecord] {
+        var result: [WALRecord] = []
+        var lsn = lo
+        var relisted = false
+        while lsn <= hi {
+            switch try locate(lsn, generation: generation) {
+            case .below(let first):
+                lsn = first  // truncated away below the first retained record
+                continue
+            case .found(let segment, let entry):
+                let next = try read(segment, from: entry, wanted: lsn...hi, into: &result)
+                if next > lsn {
+                    lsn = next
+                    relisted = false
+                    continue
+                }
+            case .none:
+                break
+            }
+            // Nothing at `lsn` in the segments as listed: list once more (a rollover since).
+            guard !relisted else { break }
+            relisted = true
+            state.withLock { $0.segments = [] }
+        }
+        return result
+    }
+
+    private enum Location {
+        /// The segment holding the LSN, and an index entry at or below it.
+        case found(SegmentInfo, (lsn: LSN, offset: Int64))
+        /// The LSN lies below the first retained record, which is this one.
+        case below(LSN)
+        /// No segment is listed.
+        case none
+    }
+
+    /// The segment holding `lsn` and an index entry at or below it, indexing the segment first
+    /// when needed.
+    private func locate(_ lsn: LSN, generation: UInt64) throws(WALError) -> Location {
+        var segments = state.withLock { state -> [SegmentInfo] in
+            if state.generation != generation {
+                state = State()
+                state.generation = generation
+            }
+            return state.segments
+        }
+        if segments.isEmpty {
+            segments = try SegmentDirectory.discover(directory)
+            let listed = segments
+            state.withLock { state in
+                state.segments = listed
+                let kept = Set(listed.map(\.firstLSN))
+                state.indexes = state.indexes.filter { kept.contains($0.key) }
+            }
+        }
+        guard let position = segments.lastIndex(where: { $0.firstLSN <= lsn }) else {
+            return segments.first.map { .below($0.firstLSN) } ?? .none
+        }
+        let segment = segments[position]
+        var index = state.withLock { $0.indexes[segment.firstLSN] }
+        if index == nil || (!index!.complete && index!.nextLSN <= lsn) {
+            let built = try extend(index, of: segment, through: lsn)
+            index = built
+            state.withLock { $0.indexes[segment.firstLSN] = built }
+        }
+        guard let index else { return .none }
+        let entries = index.entries
+        // The last entry at or below `lsn` (binary search).
+        var low = 0, high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].lsn <= lsn { low = middle + 1 } else { high = middle }
+        }
+        let entry = low > 0 ? entries[low - 1] : (lsn: segment.firstLSN, offset: Int64(index.preamble?.encodedSize ?? 0))
+        return .found(segment, entry)
+    }
+
+    /// Scans `segment` from where `index` stopped (its start when nil) to the end of its
+    /// records, or past `lsn`, adding an entry every ``stride`` bytes.
+    private func extend(_ index: SegmentIndex?, of segment: SegmentInfo, through lsn: LSN) throws(WALError) -> SegmentIndex {
+        let file = try open(segment)
+        defer { file.close() }
+        let scanner = try SegmentScanner(file: file, readAhead: index == nil)
+        var index = index ?? SegmentIndex(preamble: scanner.preamble, nextLSN: segment.firstLSN, end: scanner.offset)
+        if index.end != scanner.offset { try scanner.rewind(to: index.end) }
+        let stopAfter = lsn + 4096  // index a little beyond the asked LSN, never the whole live segment per read
+        while index.nextLSN <= stopAfter {
+            let start = scanner.offset
+            guard case .record(let header, _, let afterPadding) = try scanner.next() else {
+                index.complete = !segment.isActive
+                break
+            }
+            guard header.lsn == index.nextLSN else {
+                if afterPadding || header.lsn < index.nextLSN { break }  // a stale block past the end
+                throw WALError.lsnGap(segment: segment.name, expected: index.nextLSN, found: header.lsn)
+            }
+            if index.entries.last.map({ start - $0.offset >= Self.stride }) ?? true {
+                index.entries.append((header.lsn, start))
+            }
+            index.nextLSN = header.lsn + 1
+            index.end = scanner.offset
+        }
+        return index
+    }
+
+    /// Reads the records of `segment` from `start` on, appending those in `wanted` to `result`;
+    /// returns the LSN after the last record read.
+    private func read(_ segment: SegmentInfo, from start: (lsn: LSN, offset: Int64), wanted: ClosedRange<LSN>,
+                      into result: inout [WALRecord]) throws(WALError) -> LSN {
+        let preamble = state.withLock { $0.indexes[segment.firstLSN]?.preamble }
+        let file = try open(segment)
+        defer { file.close() }
+        let scanner = try SegmentScanner(file: file, at: start.offset, preamble: preamble)
+        let decryption = SegmentDecryption(keyRing: keyRing, requirePlaintext: requirePlaintext, preamble: preamble,
+                                           segment: segment.name)
+        var due = start.lsn
+        while due <= wanted.upperBound {
+            let header: RecordHeader, payload: UnsafeRawBufferPointer
+            switch try scanner.next() {
+            case .end:
+                return due  // the segment's records end here; the log goes on in the next one
+            case .invalid(let offset, let reason):
+                throw WALError.corruption(segment: segment.name, offset: offset, lsn: due, reason: reason)
+            case .record(let found, let bytes, _):
+                header = found
+                payload = bytes
+            }
+            guard header.lsn == due else {
+                if header.lsn > due { throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn) }
+                throw WALError.corruption(segment: segment.name, offset: scanner.offset - Int64(header.recordLength), lsn: due,
+                                          reason: "record LSN \(header.lsn) where \(due) is due")
+            }
+            due += 1
+            guard header.lsn >= wanted.lowerBound else { continue }
+            let type = RecordType(rawValue: header.storedType)
+            if !recordTypes.contains(type) && type.isRequired {
+                throw WALError.unknownRequiredRecordType(type: type.rawValue, lsn: header.lsn, segment: segment.name)
+            }
+            let encrypted = RecordType.isEncrypted(storedValue: header.storedType)
+            let plaintext = encrypted ? try decryption.plaintext(of: payload, header: header, segment: segment.name) : nil
+            result.append(WALRecord(lsn: header.lsn, type: type, tenant: header.tenant, vshard: header.vshard,
+                                    payload: plaintext ?? Array(payload), isEncrypted: encrypted))
+        }
+        return due
+    }
+
+    private func open(_ segment: SegmentInfo) throws(WALError) -> SegmentFile {
+        do {
+            return try SegmentFile.openForReading(path: segment.path)
+        } catch where error.errno == ENOENT {
+            state.withLock { $0.segments = [] }  // list again next time
+            throw WALError.truncatedWhileReading(segment: segment.name, lsn: segment.firstLSN)
+        }
+    }
+}
