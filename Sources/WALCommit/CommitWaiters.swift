@@ -94,37 +94,24 @@ struct CommitWaiters {
     /// Removes the waiters whose LSN is at most `durable`, to be resumed successfully.
     mutating func release(upTo durable: LSN) -> Released? {
         guard !entries.isEmpty else { return nil }
-        var threads: [ThreadWaiter] = []
-        var tasks: [CheckedContinuation<Void, any Error>] = []
-        var kept: [Entry] = []
-        var newHighest: LSN = 0
-        for entry in entries {
-            if entry.lsn <= durable {
-                switch entry.wake {
-                case .thread(let waiter): threads.append(waiter)
-                case .task(let task): tasks.append(task)
-                }
-            } else {
-                kept.append(entry)
-                newHighest = max(newHighest, entry.lsn)
-            }
-        }
-        entries = kept
-        highest = newHighest
-        let released = Released(threads: threads, tasks: tasks, outcome: nil)
-        return released.isEmpty ? nil : released
+        return release(outcome: nil) { $0 <= durable }
     }
 
     /// Removes the waiters whose LSN is above `lsn`, to be resumed with `outcome` (a cut
     /// removed their records before they were durable).
     mutating func release(above lsn: LSN, outcome: WALError) -> Released? {
         guard highest > lsn else { return nil }
+        return release(outcome: outcome) { $0 > lsn }
+    }
+
+    /// Removes the waiters whose LSN `matches`, to be resumed with `outcome`.
+    private mutating func release(outcome: WALError?, where matches: (LSN) -> Bool) -> Released? {
         var threads: [ThreadWaiter] = []
         var tasks: [CheckedContinuation<Void, any Error>] = []
         var kept: [Entry] = []
         var newHighest: LSN = 0
         for entry in entries {
-            if entry.lsn > lsn {
+            if matches(entry.lsn) {
                 switch entry.wake {
                 case .thread(let waiter): threads.append(waiter)
                 case .task(let task): tasks.append(task)
