@@ -65,19 +65,24 @@ package final class PointReader: Sendable {
         var lsn = lo
         var relisted = false
         while lsn <= hi {
-            switch try locate(lsn, generation: generation) {
-            case .below(let first):
-                lsn = first  // truncated away below the first retained record
-                continue
-            case .found(let segment, let entry):
-                let next = try read(segment, from: entry, wanted: lsn...hi, into: &result)
-                if next > lsn {
-                    lsn = next
-                    relisted = false
+            do throws(WALError) {
+                switch try locate(lsn, generation: generation) {
+                case .below(let first):
+                    lsn = first  // truncated away below the first retained record
                     continue
+                case .found(let segment, let entry):
+                    let next = try read(segment, from: entry, wanted: lsn...hi, into: &result)
+                    if next > lsn {
+                        lsn = next
+                        relisted = false
+                        continue
+                    }
+                case .none:
+                    break
                 }
-            case .none:
-                break
+            } catch {
+                // A segment of the cached listing was deleted by truncation since: list again once.
+                guard case .truncatedWhileReading = error, !relisted else { throw error }
             }
             // Nothing at `lsn` in the segments as listed: list once more (a rollover since).
             guard !relisted else { break }
