@@ -60,21 +60,8 @@ final class IOUringEngine: IOEngine {
     /// SQEs are queued but not yet submitted (a sync flush waits for its submission).
     private var unsubmitted = false
 
-    /// The request in flight, as the ring carries it out.
-    private struct Flush {
-        var base: UnsafeRawPointer
-        var length: Int
-        var offset: Int64
-        var written = 0
-        var file: SegmentFile
-        /// The write carries RWF_DSYNC.
-        var dsync: Bool
-        /// An fdatasync SQE follows the write (linked), or stands alone for an empty request.
-        var fdatasync: Bool
-        /// The request is durable once this flush completes.
-        var durable: Bool { dsync || fdatasync }
-    }
-    private var inFlight: Flush?
+    /// The request in flight with one flush in flight (``submit(_:)``).
+    private var inFlight: Flight?
     /// Completions still due for the current submission.
     private var expected = 0
 
@@ -94,14 +81,21 @@ final class IOUringEngine: IOEngine {
     /// Numbers each fdatasync issued for the crash-state model (``SyscallEvent/syncStarted(path:id:)``).
     private var syncMarker = 0
 
-    /// One flight: a write (possibly resubmitted in parts) and its linked fdatasync.
+    /// A request as the ring carries it out: a write (possibly resubmitted in parts) and the
+    /// fdatasync linked to it. With one flush in flight it is ``inFlight``; with several, one of
+    /// ``flights`` (whose fields below `dsync` only they use).
     private struct Flight {
         var base: UnsafeRawPointer
         var length: Int
         var offset: Int64
         var written = 0
         var file: SegmentFile
+        /// An fdatasync SQE follows the write (linked), or stands alone for an empty request.
         var fdatasync: Bool
+        /// The write carries RWF_DSYNC (one flush in flight only).
+        var dsync = false
+        /// The request is durable once it completes.
+        var durable: Bool { dsync || fdatasync }
         /// Bumped at each resubmission: the CQEs of an earlier submission's cancelled
         /// fdatasync are recognised and ignored.
         var generation: UInt64 = 0
@@ -181,8 +175,8 @@ final class IOUringEngine: IOEngine {
             (dsync, fdatasync) = (false, true)
         }
         if empty && !fdatasync { return }  // nothing to write, nothing left to make durable
-        let flush = Flush(base: request.bytes.baseAddress ?? UnsafeRawPointer(ring), length: request.bytes.count,
-                          offset: request.offset, file: request.file, dsync: dsync, fdatasync: fdatasync)
+        let flush = Flight(base: request.bytes.baseAddress ?? UnsafeRawPointer(ring), length: request.bytes.count,
+                           offset: request.offset, file: request.file, fdatasync: fdatasync, dsync: dsync)
         inFlight = flush
         try queue(flush)
     }
@@ -373,8 +367,7 @@ final class IOUringEngine: IOEngine {
         } else if result == 0 && remaining > 0 {
             throw WALError.io(operation: "write", errno: EIO, path: path)
         } else {
-            Self.report(Flush(base: flight.base, length: flight.length, offset: flight.offset, written: flight.written,
-                              file: flight.file, dsync: false, fdatasync: flight.fdatasync), count: Int(result))
+            Self.report(flight, count: Int(result))
             flight.written += Int(result)
             resubmit = flight.written < flight.length
         }
@@ -411,7 +404,7 @@ final class IOUringEngine: IOEngine {
 
     /// Tells ``TestHooks/observer`` (the crash-state model) what a write completion put in the
     /// file, as the POSIX engine's pwrite does: both engines' files follow the same trace.
-    private static func report(_ flush: Flush, count: Int) {
+    private static func report(_ flush: Flight, count: Int) {
         guard TestHooks.isObserving, count > 0 else { return }
         let bytes = UnsafeRawBufferPointer(start: flush.base + flush.written, count: count)
         let offset = flush.offset + Int64(flush.written)
@@ -424,7 +417,7 @@ final class IOUringEngine: IOEngine {
     // MARK: Ring plumbing
 
     /// Queues the rest of `flush` (write, linked to fdatasync when it syncs) and submits it.
-    private func queue(_ flush: Flush) throws(WALError) {
+    private func queue(_ flush: Flight) throws(WALError) {
         let remaining = flush.length - flush.written
         let fd = flush.file.descriptor
         if remaining > 0 {
