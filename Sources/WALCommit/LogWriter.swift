@@ -72,9 +72,9 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     private let logger: Logger
     /// Flushes kept in flight: ``WALConfiguration/flushesInFlight`` as the engine allows (1 on POSIX).
     let flushesInFlight: Int
-    /// The pipeline's flusher waits for completions with no write in flight: new demand
-    /// rings its doorbell. Lock held.
-    private var listening = false
+    /// What new demand does while the pipeline's flusher waits for completions (it would
+    /// otherwise see the demand only at the next completion). Lock held.
+    private var listening = Listening.no
     private var doorbellRung = false
     /// Numbers the pipeline's flights (role holder only).
     private var lastFlightID = 0
@@ -300,13 +300,23 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
         lock.assertHeld()
         if !ioRoleHeld {
             flusherWake.signal()
-        } else if listening && !doorbellRung {
-            doorbellRung = true
-            engine.ringDoorbell()
+            return
         }
+        guard !doorbellRung else { return }
+        switch listening {
+        case .no:
+            return
+        case .anyDemand:
+            break
+        case .wholeBlock(let notBefore, let covered):
+            guard let last = writer?.wholeBlocksLastLSN(notBefore: notBefore), last > covered else { return }
+        }
+        doorbellRung = true
+        engine.ringDoorbell()
     }
 
-    /// One flight of the pipeline: a job, its write, and its fdatasync when it syncs.
+    /// One flight of the pipeline: a job, its write, and how it becomes durable (a write
+    /// durable by itself, or an fdatasync linked to the write).
     private struct Flight {
         let id: Int
         let job: SegmentWriter.Job
@@ -316,35 +326,70 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
         var wrote: Bool
         /// The writes completed when its fdatasync was issued (all of which it covers).
         var throughWrite = 0
+        /// Durable: its own write durable by itself completed, or an fdatasync covered it. Its
+        /// records are published once every earlier flight is durable too.
+        var durable = false
+        /// Its write is durable by itself (`RWF_DSYNC`): it may share the device with other
+        /// such writes of disjoint blocks. Any other write goes out alone.
+        var isSelfDurable: Bool { job.durability == .thisWrite && job.length > 0 }
+        /// Where its write ends (zeros written ahead included): no later write may start below.
+        var end: Int64 { job.offset + Int64(job.length) }
+    }
+
+    /// What new demand should do while the pipeline waits for completions (lock held).
+    enum Listening {
+        /// Nothing: the pipeline cannot start a flight now.
+        case no
+        /// Ring the doorbell: no write is in flight, any demand starts one.
+        case anyDemand
+        /// Ring it once the ring holds a whole block, starting at or after `notBefore`, that a
+        /// write durable by itself can take beside the ones in flight, with a record above
+        /// `covered` (what the flights in flight make durable).
+        case wholeBlock(notBefore: Int64, covered: LSN)
     }
 
     /// The flusher's pipeline (lock held, role free, more than one flush in flight allowed):
-    /// takes jobs and starts them while no write is in flight and fewer than
-    /// ``flushesInFlight`` flights are out, reaps their writes' and fdatasyncs' completions
-    /// apart, and publishes the durable LSN at each fdatasync; returns when nothing is in
-    /// flight and nothing more is due. Holds the role throughout, so rollover, close and
-    /// oversized appends (which need it) find nothing in flight.
+    /// starts flights while fewer than ``flushesInFlight`` are out, reaps their writes' and
+    /// fdatasyncs' completions apart, and publishes the durable LSN as the prefix of flights
+    /// that are durable grows; returns when nothing is in flight and nothing more is due.
+    ///
+    /// Which flight may start: with no write in flight, the next job in file order (as with one
+    /// flush; preferring to end it at the last block boundary when a whole block holds records
+    /// not yet covered, so that the next one need not wait for it). With writes in flight that
+    /// are each durable by themselves, another such write of the ring's whole blocks, provided
+    /// its first block lies past every write in flight (``SegmentWriter/takeWholeBlocks(notBefore:)``);
+    /// the partial block after it waits for a later flight. Anything else waits until no write
+    /// is in flight. Holds the role throughout, so rollover, close and oversized appends (which
+    /// need it) find nothing in flight.
     private func runPipeline() {
         lock.assertHeld()
         guard let writer, failure == nil else { return }
         ioRoleHeld = true
         var flights: [Flight] = []  // oldest first
-        var writing = false
-        var covered = lastDurableLSN  // the highest LSN a started fdatasync covers
+        var covered = lastDurableLSN  // the highest LSN a started flight makes durable
         while failure == nil {
-            if !writing && flights.count < flushesInFlight {
-                if options.maxBatchDelay > .zero && writer.queuedJob == nil && hasDemand {
+            let writing = flights.contains { !$0.wrote }
+            let aloneInFlight = flights.contains { !$0.wrote && !$0.isSelfDurable }
+            let notBefore = flights.lazy.filter { !$0.wrote }.map(\.end).max() ?? 0
+            if flights.count < flushesInFlight && !aloneInFlight {
+                if options.maxBatchDelay > .zero && !writing && writer.queuedJob == nil && hasDemand {
                     let (seconds, attoseconds) = options.maxBatchDelay.components
                     batchDelay.wait(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 }
                 let demand = max(waiters.highest, requestedLSN)
                 let cover = max(covered, lastDurableLSN)
                 let syncs = { (last: LSN) -> Bool in demand > cover && demand <= last }
-                if writer.queuedJob != nil || demand > cover,
-                   let job = writer.takeJob(sync: syncs, pipelined: true) ?? (demand > cover ? writer.takeSyncOnlyJob() : nil) {
+                var job: SegmentWriter.Job?
+                if demand > cover, let last = writer.wholeBlocksLastLSN(notBefore: notBefore), last > cover {
+                    job = writer.takeWholeBlocks(notBefore: notBefore)
+                }
+                if job == nil && !writing && (writer.queuedJob != nil || demand > cover) {
+                    job = writer.takeJob(sync: syncs) ?? (demand > cover ? writer.takeSyncOnlyJob() : nil)
+                }
+                if let job {
                     lastFlightID += 1
                     var flight = Flight(id: lastFlightID, job: job, firstRecord: cover + 1, wrote: job.length == 0)
-                    if job.length == 0 { flight.throughWrite = writer.writesCompleted } else { writing = true }
+                    if job.length == 0 { flight.throughWrite = writer.writesCompleted }
                     if job.sync { covered = max(covered, job.lastLSN) }
                     flights.append(flight)
                     unlockAndResume()
@@ -356,8 +401,10 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                 }
             }
             if flights.isEmpty { break }
-            listening = !writing
-            let armDoorbell = listening
+            listening = flights.count >= flushesInFlight || aloneInFlight ? .no
+                : writing ? .wholeBlock(notBefore: notBefore, covered: max(covered, lastDurableLSN)) : .anyDemand
+            let armDoorbell: Bool
+            if case .no = listening { armDoorbell = false } else { armDoorbell = true }
             unlockAndResume()
             var event = FlightEvent.doorbell
             var failed: WALError?
@@ -367,7 +414,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                 liveEdge.recordWrite(segment: writer.firstLSN, offset: flight.job.offset, bytes: writer.data(of: flight.job))
             }
             lock.lock()
-            listening = false
+            listening = .no
             doorbellRung = false
             if let failed { abandon(flights, writer: writer, error: failed); break }
             switch event {
@@ -375,19 +422,32 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                 continue
             case .written(let id):
                 guard let index = flights.firstIndex(where: { $0.id == id }) else { preconditionFailure("unknown flight") }
-                writing = false
                 flights[index].wrote = true
                 flights[index].throughWrite = writer.written(flights[index].job)
                 metrics.flushes.increment()
+                // A plain write is covered by the next fdatasync (which goes out after it).
                 if !flights[index].job.sync { flights.remove(at: index) }
                 changed.broadcast()  // a buffer came back
             case .synced(let id):
-                guard let index = flights.firstIndex(where: { $0.id == id }) else { preconditionFailure("unknown flight") }
-                let flight = flights.remove(at: index)
-                if flight.job.length == 0 { metrics.flushes.increment() }
-                writer.synced(throughWrite: flight.throughWrite, lsn: flight.job.lastLSN)
-                metrics.fdatasyncs.increment()
-                metrics.recordsPerFlush.record(max(0, Int64(flight.job.lastLSN) - Int64(flight.firstRecord) + 1))
+                guard let index = flights.firstIndex(where: { $0.id == id }) else {
+                    // A later fdatasync completed first and covered this flight: published already.
+                    precondition(flights.first.map { id < $0.id } ?? true, "unknown flight")
+                    continue
+                }
+                if flights[index].isSelfDurable {
+                    flights[index].durable = true
+                } else {
+                    // An fdatasync covers every write completed before it was issued: every
+                    // earlier flight's (none was in flight when this one's write started).
+                    for earlier in 0...index { flights[earlier].durable = true }
+                }
+                while let first = flights.first, first.durable {
+                    let flight = flights.removeFirst()
+                    if flight.job.length == 0 { metrics.flushes.increment() }
+                    writer.synced(throughWrite: flight.throughWrite, lsn: flight.job.lastLSN)
+                    metrics.fdatasyncs.increment()
+                    metrics.recordsPerFlush.record(max(0, Int64(flight.job.lastLSN) - Int64(flight.firstRecord) + 1))
+                }
                 publishDurable(writer.durableLSN)
             }
         }

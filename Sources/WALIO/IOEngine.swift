@@ -89,11 +89,13 @@ package protocol IOEngine: AnyObject {
     /// ``submit(_:)``).
     var maxFlushesInFlight: Int { get }
 
-    /// Submits `request` as flight `id` and returns without waiting. A durable request is a
-    /// write linked to an fdatasync (an empty one, an fdatasync alone), whatever the durability
-    /// asked: the fdatasync covers every write that completed before it was issued. The caller
-    /// starts a write only once the previous write's ``FlightEvent/written(_:)`` has arrived
-    /// (two in-flight writes to one block have no defined order on the device).
+    /// Submits `request` as flight `id` and returns without waiting. A request that must be
+    /// ``WriteDurability/fileData`` is a write linked to an fdatasync (an empty one, an
+    /// fdatasync alone): the fdatasync covers every write that completed before it was issued.
+    /// A ``WriteDurability/thisWrite`` request is a write durable by itself (`RWF_DSYNC`),
+    /// covering its own range only. The caller never has two writes of one block in flight
+    /// (they have no defined order on the device) and starts a write that is not durable by
+    /// itself only once every earlier write's ``FlightEvent/written(_:)`` has arrived.
     func start(_ request: WriteRequest, id: Int) throws(WALError)
 
     /// Waits for the next event of the flights started; with `armDoorbell`, ``ringDoorbell()``
@@ -115,8 +117,9 @@ package protocol IOEngine: AnyObject {
 package enum FlightEvent: Equatable {
     /// The flight's write completed in full: its buffer is free, the next write may start.
     case written(Int)
-    /// The flight's fdatasync completed: every write completed before that flight's write
-    /// (and the write itself) is durable.
+    /// The flight is durable: its fdatasync completed (every write completed before that
+    /// flight's write, and the write itself, is durable), or its write durable by itself did
+    /// (its own range only; reported right after ``written(_:)``).
     case synced(Int)
     /// ``IOEngine/ringDoorbell()`` was called.
     case doorbell

@@ -27,7 +27,9 @@ import WALFormat
 /// One ring per WAL, used by the holder of the I/O role. With one flush in flight the WAL
 /// completes each request (``submit(_:)``, ``complete()``) before it submits the next. With
 /// several (``start(_:id:)``, ``nextFlightEvent(armDoorbell:)``; `flushesInFlight` above 1 and a
-/// kernel with `IORING_OP_POLL_ADD`), every durable request is a write linked to an fdatasync,
+/// kernel with `IORING_OP_POLL_ADD`), a request durable by itself (``WriteDurability/thisWrite``)
+/// is an `RWF_DSYNC` write — several of them, of disjoint blocks, may be in flight at once — and
+/// any other durable request is a write linked to an fdatasync;
 /// the write's and the fdatasync's completions are reported apart (user_data carries the flight,
 /// a resubmission count and which of the two), and an eventfd polled by the ring is the
 /// doorbell that wakes a wait for completions. Every completion is checked, per flight:
@@ -247,12 +249,20 @@ final class IOUringEngine: IOEngine {
     func start(_ request: WriteRequest, id: Int) throws(WALError) {
         precondition(inFlight == nil && maxFlushesInFlight > 1 && flights[id] == nil)
         AlignedBuffer.assertAligned(request.bytes, offset: request.offset, direct: request.file.isDirect)
+        // A write durable by itself is an RWF_DSYNC write (it may be one of several in flight);
+        // one that must vouch for earlier writes is linked to an fdatasync.
+        let dsync = request.durability == .thisWrite && !request.bytes.isEmpty && syncMethod == .adaptive
         var flight = Flight(base: request.bytes.baseAddress ?? UnsafeRawPointer(ring), length: request.bytes.count,
-                            offset: request.offset, file: request.file, fdatasync: request.durability != .none)
+                            offset: request.offset, file: request.file,
+                            fdatasync: request.durability != .none && !dsync, dsync: dsync)
         if request.bytes.isEmpty {
             precondition(flight.fdatasync, "an empty flight is an fdatasync")
             flight.writeDone = true
             flight.marker = startSync(flight.file.path)  // covers what was written before now
+        }
+        if dsync {
+            TestHooks.observe(.durableWriteIssued(path: flight.file.path, offset: flight.offset,
+                                                  bytes: Array(UnsafeRawBufferPointer(start: flight.base, count: flight.length))))
         }
         flights[id] = flight
         try queueFlight(id, flight)
@@ -312,7 +322,11 @@ final class IOUringEngine: IOEngine {
             io_uring_prep_write(sqe, fd, flight.base + flight.written, UInt32(remaining),
                                 UInt64(flight.offset) + UInt64(flight.written))
             io_uring_sqe_set_data64(sqe, tag)
-            if flight.fdatasync { sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK }
+            if flight.dsync {
+                sqe.pointee.rw_flags = CLiburing_RWF_DSYNC
+            } else if flight.fdatasync {
+                sqe.pointee.flags |= CLiburing_IOSQE_IO_LINK
+            }
             flightCompletionsDue += 1
         }
         if flight.fdatasync {
@@ -367,7 +381,12 @@ final class IOUringEngine: IOEngine {
         } else if result == 0 && remaining > 0 {
             throw WALError.io(operation: "write", errno: EIO, path: path)
         } else {
-            Self.report(flight, count: Int(result))
+            if flight.dsync {
+                TestHooks.observe(.durableWriteCompleted(path: path, offset: flight.offset + Int64(flight.written),
+                                                         count: Int(result)))
+            } else {
+                Self.report(flight, count: Int(result))
+            }
             flight.written += Int(result)
             resubmit = flight.written < flight.length
         }
@@ -384,6 +403,7 @@ final class IOUringEngine: IOEngine {
         flightEvents.append(.written(id))
         guard flight.fdatasync else {
             flights[id] = nil
+            if flight.dsync { flightEvents.append(.synced(id)) }  // durable as it completed
             return
         }
         // The linked fdatasync starts after this write completed, before the next write is

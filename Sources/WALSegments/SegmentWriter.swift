@@ -42,7 +42,7 @@ package final class SegmentWriter {
         package var sync: Bool
         /// What the engine must make durable: set when the job is taken (``takeJob(sync:)``),
         /// from whether earlier jobs were written without a sync.
-        fileprivate(set) var durability: WriteDurability = .none
+        package fileprivate(set) var durability: WriteDurability = .none
     }
 
     package let file: SegmentFile
@@ -94,6 +94,12 @@ package final class SegmentWriter {
     /// Where the next record will start: the logical end of the segment.
     var logicalEnd: Int64 { bufferOffset + Int64(fill) }
 
+    /// The last record that ends at or before the last block boundary at or below
+    /// ``logicalEnd``: what a job cut at that boundary (``takeWholeBlocks(notBefore:)``) makes
+    /// durable. Kept as records are appended (records that were durable already when the writer
+    /// opened count as ending there: claiming them again is harmless).
+    private var lastLSNBeforeBoundary: LSN
+
     /// Opens a writer positioned at `end` (the end of the last valid record) of `file`,
     /// whose records run from `firstLSN` up to `nextLSN - 1`, all of them durable.
     ///
@@ -109,6 +115,7 @@ package final class SegmentWriter {
         self.firstLSN = firstLSN
         self.nextLSN = nextLSN
         self.durableLSN = nextLSN - 1
+        self.lastLSNBeforeBoundary = nextLSN - 1
         precondition(buffers >= 2)
         self.ring = (0..<buffers).map { _ in AlignedBuffer(capacity: bufferSize) }
         self.bufferOffset = AlignedBuffer.alignDown(end)
@@ -154,6 +161,7 @@ package final class SegmentWriter {
     package func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer,
                 holdingIORole: Bool) throws(WALError) -> LSN {
         let lsn = nextLSN
+        let start = logicalEnd
         var header = RecordHeader(storedType: storedType, lsn: lsn, tenant: tenant, vshard: vshard,
                                   payloadLength: UInt32(payload.count))
         if let cipher {
@@ -175,6 +183,11 @@ package final class SegmentWriter {
             try put(payload, holdingIORole: holdingIORole)
         }
         nextLSN += 1
+        // A record that reaches (or crosses) a block boundary moves the boundary a cut job would
+        // end at; the last record before it is this one when it ends exactly there, else the one before.
+        let end = logicalEnd
+        let boundary = AlignedBuffer.alignDown(end)
+        if boundary >= start { lastLSNBeforeBoundary = end == boundary ? lsn : lsn - 1 }
         return lsn
     }
 
@@ -250,35 +263,62 @@ package final class SegmentWriter {
                    durability: .fileData)
     }
 
+    /// Several flushes in flight: the current buffer's whole blocks as a job durable by itself
+    /// (``WriteDurability/thisWrite``), cut at the last block boundary so that the next job
+    /// starts on a fresh block and can go out while this one is on disk; the partial block
+    /// after the cut stays in the ring for a later job. Nil unless the buffer holds at least one
+    /// whole block not yet taken, its first block lies at or after `notBefore` (the end of
+    /// every write in flight: two in-flight writes of one block have no defined order), no
+    /// full buffer is queued, and every earlier write is durable (a write durable by itself
+    /// vouches for nothing else).
+    package func takeWholeBlocks(notBefore: Int64) -> Job? {
+        guard wholeBlocksLastLSN(notBefore: notBefore) != nil else { return nil }
+        var job = takeBuffer(sync: true, wholeBlocksOnly: true)
+        job.durability = .thisWrite
+        return job
+    }
+
+    /// The last record a ``takeWholeBlocks(notBefore:)`` job would make durable now, or nil
+    /// when there is no such job.
+    package func wholeBlocksLastLSN(notBefore: Int64) -> LSN? {
+        guard queuedJobs.isEmpty, hasUntakenBytes, !otherInUse, !hasUnsyncedWrites,
+              bufferOffset >= notBefore, fill >= Self.blockSize else { return nil }
+        return lastLSNBeforeBoundary
+    }
+
     /// Takes the current buffer out of the ring as a job and switches to the other buffer,
-    /// carrying the partial last block over.
-    private func takeBuffer(sync: Bool) -> Job {
+    /// carrying the partial last block over: the job writes it too (padded with zeros), or,
+    /// `wholeBlocksOnly`, ends before it (the job's last record is then the last one that ends
+    /// at the boundary).
+    private func takeBuffer(sync: Bool, wholeBlocksOnly: Bool = false) -> Job {
         precondition(!otherInUse, "the other buffer must be back before this one leaves")
         let buffer = ring[current]
-        let dataLength = AlignedBuffer.alignUp(fill)
-        var length = dataLength
-        // Zero the padding so that no stale buffer content ever reaches the disk.
-        if length > fill { memset(buffer.base + fill, 0, length - fill) }
-        let end = bufferOffset + Int64(length)
-        if end > writtenUpTo && length < Self.zeroAhead {
-            // A small job reaching blocks never written: write zeros ahead of it (see zeroAhead).
-            let pad = min(Self.zeroAhead, buffer.capacity - length)
-            memset(buffer.base + length, 0, pad)
-            length += pad
-        }
-        writtenUpTo = max(writtenUpTo, bufferOffset + Int64(length))
-        let job = Job(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset, lastLSN: nextLSN - 1, sync: sync)
         let whole = AlignedBuffer.alignDown(fill)
         let carried = fill - whole
         let next = (current + 1) % ring.count
         if carried > 0 {
             ring[next].base.copyMemory(from: buffer.base + whole, byteCount: carried)
         }
+        let dataLength = wholeBlocksOnly ? whole : AlignedBuffer.alignUp(fill)
+        var length = dataLength
+        // Zero the padding so that no stale buffer content ever reaches the disk.
+        if length > fill { memset(buffer.base + fill, 0, length - fill) }
+        let end = bufferOffset + Int64(length)
+        if end > writtenUpTo && length < Self.zeroAhead {
+            // A small job reaching blocks never written: write zeros ahead of it (see zeroAhead;
+            // after a cut, over the carried block's place too: the next job rewrites it).
+            let pad = min(Self.zeroAhead, buffer.capacity - length)
+            memset(buffer.base + length, 0, pad)
+            length += pad
+        }
+        writtenUpTo = max(writtenUpTo, bufferOffset + Int64(length))
+        let lastLSN = wholeBlocksOnly ? lastLSNBeforeBoundary : nextLSN - 1
+        let job = Job(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset, lastLSN: lastLSN, sync: sync)
         bufferOffset += Int64(whole)
         fill = carried
         current = next
         out += 1
-        hasUntakenBytes = false
+        hasUntakenBytes = wholeBlocksOnly && carried > 0
         return job
     }
 
@@ -325,7 +365,10 @@ package final class SegmentWriter {
     /// covers (``synced(throughWrite:lsn:)``).
     package func written(_ job: Job) -> Int {
         returnBuffer(of: job)
+        let allSynced = writesSynced == writesCompleted
         writesCompleted += 1
+        // A write durable by itself leaves nothing unsynced when nothing was before it.
+        if job.durability == .thisWrite && allSynced { writesSynced = writesCompleted }
         return writesCompleted
     }
 

@@ -91,6 +91,37 @@ final class CrashStateModel: Sendable {
         /// Operations ever applied to `durable` from `pending` (so that an fdatasync issued
         /// after the first n operations of the file's history makes exactly those durable).
         var applied = 0
+        /// Writes durable by themselves still in flight: their places in the file's history.
+        var durableWritesInFlight: Set<Int> = []
+
+        /// `count` bytes at `offset` of a write durable by itself in flight completed: they
+        /// become durable; the write leaves the pending changes once all of it has.
+        mutating func completeDurableWrite(offset: Int64, count: Int, violations: inout [String], path: String,
+                                           syncsInFlight: Bool) {
+            guard let position = durableWritesInFlight.first(where: { position in
+                guard case .write(let o, let b) = pending[position - applied] else { return false }
+                return o <= offset && offset + Int64(count) <= o + Int64(b.count)
+            }), case .write(let start, let bytes) = pending[position - applied] else {
+                violations.append("\(path): a durable write completed at offset \(offset) that was never issued")
+                return
+            }
+            if syncsInFlight {
+                violations.append("\(path): a durable write completed while an fdatasync of the file was in flight")
+            }
+            let from = Int(offset - start), to = from + count
+            CrashStateModel.apply(.write(offset: offset, bytes: Array(bytes[from..<to])), to: &durable)
+            durableWritesInFlight.remove(position)
+            if to < bytes.count {
+                // A short write: the rest is resubmitted, still in flight.
+                pending[position - applied] = .write(offset: offset + Int64(count), bytes: Array(bytes[to...]))
+                durableWritesInFlight.insert(position)
+                return
+            }
+            // Out of the pending changes; the ones after it keep their places in the history.
+            pending.remove(at: position - applied)
+            applied += 1
+            durableWritesInFlight = Set(durableWritesInFlight.map { $0 < position ? $0 + 1 : $0 })
+        }
 
         mutating func makeDurable(through count: Int) {
             let n = min(count - applied, pending.count)
@@ -98,6 +129,7 @@ final class CrashStateModel: Sendable {
             for operation in pending.prefix(n) { CrashStateModel.apply(operation, to: &durable) }
             pending.removeFirst(n)
             applied += n
+            durableWritesInFlight = durableWritesInFlight.filter { $0 >= applied }
         }
     }
 
@@ -122,7 +154,8 @@ final class CrashStateModel: Sendable {
         var violations: [String] = []
         /// fdatasyncs issued and not completed: the file and how much of its history each covers.
         fileprivate var syncsInFlight: [Int: (file: Int, through: Int)] = [:]
-        /// The most fdatasyncs of one trace in flight at once (several flushes in flight).
+        /// The most flushes of one trace in flight at once (several flushes in flight):
+        /// fdatasyncs and writes durable by themselves.
         var maxSyncsInFlight = 0
 
         mutating func apply(_ entry: Entry) {
@@ -153,6 +186,28 @@ final class CrashStateModel: Sendable {
                                       + "while \(files[file].pending.count) earlier changes were unsynced")
                 }
                 CrashStateModel.apply(.write(offset: offset, bytes: bytes), to: &files[file].durable)
+            case .durableWriteIssued(let path, let offset, let bytes):
+                guard let file = names[path] else { return }
+                let f = files[file]
+                let others = f.pending.indices.filter { !f.durableWritesInFlight.contains(f.applied + $0) }
+                if !others.isEmpty {
+                    violations.append("\(path): a write durable for its own range only, at offset \(offset), "
+                                      + "issued while \(others.count) earlier changes were unsynced")
+                }
+                let blocks = offset / 4096 ... (offset + Int64(bytes.count) - 1) / 4096
+                for position in f.durableWritesInFlight {
+                    guard case .write(let o, let b) = f.pending[position - f.applied] else { continue }
+                    if (o / 4096 ... (o + Int64(b.count) - 1) / 4096).overlaps(blocks) {
+                        violations.append("\(path): two writes of block \(max(o / 4096, blocks.lowerBound)) in flight at once")
+                    }
+                }
+                files[file].durableWritesInFlight.insert(f.applied + f.pending.count)
+                files[file].pending.append(.write(offset: offset, bytes: bytes))
+                maxSyncsInFlight = max(maxSyncsInFlight, syncsInFlight.count + files[file].durableWritesInFlight.count)
+            case .durableWriteCompleted(let path, let offset, let count):
+                guard let file = names[path] else { return }
+                files[file].completeDurableWrite(offset: offset, count: count, violations: &violations, path: path,
+                                                 syncsInFlight: syncsInFlight.values.contains { $0.file == file })
             case .truncate(let path, let length):
                 guard let file = names[path] else { return }
                 files[file].pending.append(.resize(length: length, shrinkOnly: false))

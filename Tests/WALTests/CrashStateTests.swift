@@ -93,7 +93,7 @@ struct CrashStateTests {
                 + "\(moments) moments (\(exhaustiveMoments) enumerated exhaustively, \(sampledMoments) sampled), \(states) crash states, "
                 + "\(distinctImages) distinct images opened, \(acknowledgedChecked) acknowledged records checked, "
                 + "lost = \(lost), refused opens = \(refused)"
-                + (maxSyncsInFlight > 0 ? ", at most \(maxSyncsInFlight) fdatasyncs in flight" : "")
+                + (maxSyncsInFlight > 0 ? ", at most \(maxSyncsInFlight) flushes in flight" : "")
         }
     }
 
@@ -263,7 +263,7 @@ struct CrashStateTests {
                 #expect(report.problems.isEmpty && report.lost == 0 && report.refused == 0, "\(report.problems.prefix(8))")
                 total.add(report)
             }
-            #expect(total.maxSyncsInFlight > 1, "the trace had several fdatasyncs in flight (runs: \(again + 1))")
+            #expect(total.maxSyncsInFlight > 1, "the trace had several flushes in flight (runs: \(again + 1))")
         }
     }
 
