@@ -29,15 +29,14 @@ import WALReplay
 /// ## Several flushes in flight
 /// With ``WALConfiguration/flushesInFlight`` above 1 (io_uring), a committer flushes in its own
 /// thread only when nobody else waits (one flush, as above); otherwise the flusher thread holds
-/// the role and runs a pipeline (``runPipeline()``): it submits a job's write linked to its
-/// fdatasync and, as soon as the *write* completes, the next job's — while earlier fdatasyncs
-/// are still on disk — up to the configured number of flushes. The next write waits for the
-/// previous write's completion: a flush ending inside a block is followed by one that rewrites
-/// that block, and two writes of one block in flight have no defined order on the device. An
-/// fdatasync therefore covers its own write and every earlier one (all completed before it was
-/// issued), so whatever order fdatasyncs complete in, the durable LSN is the end of the highest
-/// job whose fdatasync completed: always a prefix. Committers that register while the flusher
-/// waits for fdatasyncs ring its doorbell (``IOEngine/ringDoorbell()``).
+/// the role and runs a pipeline (``runPipeline()``). A flight durable by itself (one `RWF_DSYNC`
+/// write, nothing unsynced before it) may share the device with others of its kind as long as
+/// no two touch one block: the pipeline prefers to end a flight at the last block boundary, so
+/// that the next one starts on a fresh block and need not wait for it. Any other flight (a plain
+/// write, or a write linked to an fdatasync) goes out alone, so its fdatasync covers every
+/// earlier write. The durable LSN advances over the prefix of flights that are durable, whatever
+/// order they complete in. Committers that register while the flusher waits ring its doorbell
+/// (``IOEngine/ringDoorbell()``) when a flight could start. docs/ARCHITECTURE.md has the rules.
 ///
 /// ## Failure
 /// A failed write or fdatasync fails every waiter and every later call; the WAL never
@@ -366,6 +365,10 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
         guard let writer, failure == nil else { return }
         ioRoleHeld = true
         var flights: [Flight] = []  // oldest first
+        // Flights whose durability event is still due from the engine: one covered by a later
+        // fdatasync leaves `flights` early, but the pipeline must not return (and let one
+        // flush at a time use the ring) before its fdatasync's completion has been reaped.
+        var syncsDue = Set<Int>()
         var covered = lastDurableLSN  // the highest LSN a started flight makes durable
         while failure == nil {
             let writing = flights.contains { !$0.wrote }
@@ -390,7 +393,10 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                     lastFlightID += 1
                     var flight = Flight(id: lastFlightID, job: job, firstRecord: cover + 1, wrote: job.length == 0)
                     if job.length == 0 { flight.throughWrite = writer.writesCompleted }
-                    if job.sync { covered = max(covered, job.lastLSN) }
+                    if job.sync {
+                        covered = max(covered, job.lastLSN)
+                        syncsDue.insert(flight.id)
+                    }
                     flights.append(flight)
                     unlockAndResume()
                     var failed: WALError?
@@ -400,7 +406,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                     continue
                 }
             }
-            if flights.isEmpty { break }
+            if flights.isEmpty && syncsDue.isEmpty { break }
             listening = flights.count >= flushesInFlight || aloneInFlight ? .no
                 : writing ? .wholeBlock(notBefore: notBefore, covered: max(covered, lastDurableLSN)) : .anyDemand
             let armDoorbell: Bool
@@ -429,6 +435,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                 if !flights[index].job.sync { flights.remove(at: index) }
                 changed.broadcast()  // a buffer came back
             case .synced(let id):
+                syncsDue.remove(id)
                 guard let index = flights.firstIndex(where: { $0.id == id }) else {
                     // A later fdatasync completed first and covered this flight: published already.
                     precondition(flights.first.map { id < $0.id } ?? true, "unknown flight")

@@ -161,6 +161,7 @@ final class IOUringEngine: IOEngine {
 
     func submit(_ request: WriteRequest) throws(WALError) {
         precondition(inFlight == nil, "one request at a time: complete() the previous one first")
+        precondition(flightCompletionsDue == 0, "every flight's completions are reaped before one flush at a time")
         AlignedBuffer.assertAligned(request.bytes, offset: request.offset, direct: request.file.isDirect)
         let empty = request.bytes.isEmpty
         var dsync: Bool

@@ -207,7 +207,10 @@ final class CrashStateModel: Sendable {
             case .durableWriteCompleted(let path, let offset, let count):
                 guard let file = names[path] else { return }
                 files[file].completeDurableWrite(offset: offset, count: count, violations: &violations, path: path,
-                                                 syncsInFlight: syncsInFlight.values.contains { $0.file == file })
+                                                 syncsInFlight: syncsInFlight.values.contains {
+                                                     // one whose writes a later sync made durable already is no matter
+                                                     $0.file == file && $0.through > files[file].applied
+                                                 })
             case .truncate(let path, let length):
                 guard let file = names[path] else { return }
                 files[file].pending.append(.resize(length: length, shrinkOnly: false))

@@ -47,15 +47,18 @@ public struct WALConfiguration: Sendable {
     public var maxBatchDelay: Duration = .zero
 
     /// How many flushes (a write and its fdatasync) group commit keeps in flight at once,
-    /// 1...16. With more than one, the next batch's write goes out while earlier fdatasyncs are
-    /// still on disk (io_uring only; the durable LSN stays a prefix, and files are byte for
-    /// byte what one flush at a time writes). 1 is one flush at a time, as before. The POSIX
-    /// engine, and io_uring with ``IOUringSyncMethod/dsyncWrites``, always keep one. Each flush
-    /// in flight adds a buffer of ``bufferSize`` to the writer's ring. Default 1, by
-    /// measurement: on the reference machine (2 cores, an fdatasync of ~50 µs) 2 and 4 in flight
-    /// made 64 concurrent committers ~20 % slower and cost ~60 % more CPU per commit — there is
-    /// little disk time to overlap and the pipeline's fdatasyncs go through io_uring's worker
-    /// threads (docs/PERFORMANCE.md). It can pay where an fdatasync is long next to a write.
+    /// 1...16. With more than one (io_uring only), a flush that is durable by itself (one
+    /// `RWF_DSYNC` write) may be on the disk while the next one's write goes out, as long as the
+    /// two touch different 4 KiB blocks: group commit then ends a flush at a block boundary when
+    /// it can, so the next one starts on a fresh block. The durable LSN stays a prefix, and
+    /// files are byte for byte what one flush at a time writes. 1 is one flush at a time. The
+    /// POSIX engine, and io_uring with ``IOUringSyncMethod/dsyncWrites``, always keep one. Each
+    /// flush in flight adds a buffer of ``bufferSize`` to the writer's ring. Default 1, by
+    /// measurement: on the reference machine (2 cores, a virtio disk whose `RWF_DSYNC` write
+    /// takes about as long as a plain write and the turnaround after it) 2 and 4 in flight gave
+    /// 64 concurrent async committers the same commits/s and CPU per commit as 1, and blocking
+    /// threads ~10 % less (docs/PERFORMANCE.md). It can pay where a flush is long next to the
+    /// time committers take to fill a block.
     public var flushesInFlight: Int = 1
 
     /// Dimensions added to every metric the WAL reports (for example `[("wal", "orders")]`
