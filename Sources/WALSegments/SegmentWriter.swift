@@ -8,13 +8,15 @@ import WALEncryption
 ///
 /// Records are copied into the *current* buffer. A buffer leaves the ring as a ``Job``: when
 /// it fills up (queued, to be written by whoever holds the WAL's I/O role), or when a commit
-/// needs the records in it durable (``takeJob(sync:pipelined:)``). The ring then moves on to
+/// needs the records in it durable (``takeJob(sync:)``). The ring then moves on to
 /// the next buffer, so appends continue while the first is on disk. Buffers leave and come back
 /// in ring order, and a buffer can leave only when the next one is back, so writes reach the
 /// file in order. With one flush in flight a buffer comes back once its write and sync are
-/// done; with several (``written(_:)``, ``synced(throughWrite:lsn:)``) once its write is — its
-/// fdatasync needs no buffer — and the WAL starts the next write only then, so two writes of one
-/// block are never in flight together.
+/// done; with several (``written(_:)``, ``synced(throughWrite:lsn:)``) once its write is — an
+/// fdatasync needs no buffer. With several, a job may also end at the last block boundary
+/// (``takeWholeBlocks(notBefore:)``), leaving the partial block in the ring, so that the next
+/// job starts on a fresh block and its write can be in flight beside this one's; the WAL never
+/// has two writes of one block in flight together.
 ///
 /// Writes cover whole 4 KiB blocks at block-aligned offsets (what O_DIRECT demands). A job
 /// that ends inside a block pads the block with zeros on disk and carries the block's valid
@@ -238,10 +240,10 @@ package final class SegmentWriter {
 
     /// The next job to write, in file order: the oldest queued full buffer, else the current
     /// buffer (when it holds untaken bytes and the next buffer is back). `sync` decides, given
-    /// the job's last complete LSN, whether the job ends with fdatasync. `pipelined`: the job
-    /// goes out while earlier flushes may still be in flight (``IOEngine/start(_:id:)``), so a
-    /// sync is an fdatasync after the write (``WriteDurability/fileData``), never a dsync write.
-    package func takeJob(sync: (LSN) -> Bool, pipelined: Bool = false) -> Job? {
+    /// the job's last complete LSN, whether the job must be durable when its write completes:
+    /// by itself (``WriteDurability/thisWrite``) when nothing written before is unsynced, else
+    /// with an fdatasync after the write that covers those writes too (``WriteDurability/fileData``).
+    package func takeJob(sync: (LSN) -> Bool) -> Job? {
         var job: Job
         if !queuedJobs.isEmpty {
             job = queuedJobs.removeFirst()
@@ -250,7 +252,7 @@ package final class SegmentWriter {
             guard hasUntakenBytes, !otherInUse else { return nil }
             job = takeBuffer(sync: sync(nextLSN - 1))
         }
-        job.durability = !job.sync ? .none : (hasUnsyncedWrites || pipelined) ? .fileData : .thisWrite
+        job.durability = !job.sync ? .none : hasUnsyncedWrites ? .fileData : .thisWrite
         return job
     }
 
@@ -374,8 +376,9 @@ package final class SegmentWriter {
 
     /// Several flushes in flight: an fdatasync that covers the first `count` writes completed,
     /// whose last complete record is `lsn`, completed. Every job's records up to `lsn` were in
-    /// those writes (jobs are written in LSN order, one write at a time), so the durable LSN stays
-    /// a prefix whatever order fdatasyncs complete in.
+    /// those writes; or the prefix of flights the WAL knows durable ends at `lsn` (the WAL calls
+    /// it in flight order, once every earlier flight is durable, so the durable LSN stays a prefix
+    /// whatever order completions arrive in).
     package func synced(throughWrite count: Int, lsn: LSN) {
         writesSynced = max(writesSynced, count)
         durableLSN = max(durableLSN, lsn)
