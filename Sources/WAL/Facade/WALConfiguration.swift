@@ -56,9 +56,10 @@ public struct WALConfiguration: Sendable {
     /// flush in flight adds a buffer of ``bufferSize`` to the writer's ring. Default 1, by
     /// measurement: on the reference machine (2 cores, a virtio disk whose `RWF_DSYNC` write
     /// takes about as long as a plain write and the turnaround after it) 2 and 4 in flight gave
-    /// 64 concurrent async committers the same commits/s and CPU per commit as 1, and blocking
-    /// threads ~10 % less (docs/PERFORMANCE.md). It can pay where a flush is long next to the
-    /// time committers take to fill a block.
+    /// 64 concurrent async committers the same commits/s and CPU per commit as 1, 64 blocking
+    /// threads 5–11 % less, and 256 async committers about a third less (smaller flushes, and
+    /// the 2 cores are the limit there; docs/PERFORMANCE.md). It can pay where a flush is long
+    /// next to the time committers take to fill a block.
     public var flushesInFlight: Int = 1
 
     /// Dimensions added to every metric the WAL reports (for example `[("wal", "orders")]`
