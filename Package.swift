@@ -160,7 +160,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
-            exclude: ["Vectors"]
+            exclude: ["Vectors", "CrateVectors"]
         ),
         .testTarget(
             name: "WALServiceLifecycleTests",

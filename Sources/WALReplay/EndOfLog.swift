@@ -1,4 +1,5 @@
 import WALFormat
+import WALSegments
 
 /// The end-of-log rules: what a reader makes of what it finds where the next record is due.
 ///
@@ -88,6 +89,69 @@ enum EndOfLog {
                 return .corruption(reason: "first record has LSN \(lsn), but the segment's name says \(segmentFirstLSN)")
             }
             return place == .sealed ? .corruption(reason: "record repeats LSN \(lsn)") : end
+        }
+    }
+}
+
+extension EndOfLog.Finding {
+    /// What the scanner's step is, for the table.
+    init(_ step: SegmentScanner.Step) {
+        switch step {
+        case .record(let header, _, let afterPadding): self = .record(lsn: header.lsn, afterPadding: afterPadding)
+        case .end: self = .endOfData
+        case .invalid(_, let reason): self = .invalid(reason: reason)
+        }
+    }
+}
+
+extension EndOfLog {
+    /// Reads the next step of a segment and decides it by the table, with the seed's O_DIRECT
+    /// padding rule — the one place it is applied, for replay, recovery, `verify`, tailing,
+    /// point reads and the sparse index:
+    ///
+    /// The seed writes each O_DIRECT flush rounded up to the next 4096-byte boundary from a
+    /// buffer it never clears, so the bytes from a flush's last record to that boundary may be
+    /// anything an earlier flush left there (even whole CRC-valid copies of earlier records),
+    /// and its next flush starts at the boundary. So when, after a record that ends inside a
+    /// block, the bytes that follow are not the record due:
+    ///
+    /// | at the next block boundary | result |
+    /// |---|---|
+    /// | a complete record with a valid CRC and exactly the LSN due | the log continues there: the rest of the block was padding |
+    /// | the end of data (end of file, or a zero header), in a sealed segment whose table result was corruption, when the next segment starts at exactly the LSN due | end of the segment (the padding of the seed's last flush); every byte after the boundary must still be zero |
+    /// | anything else | the table's result for what followed the record |
+    ///
+    /// Only the rest of one block is ever padding: the seed pads less than a block, so a run
+    /// of several padded blocks is not its layout and keeps the table's meaning. A stale record
+    /// inside padding is never read as a record: only the boundary is looked at, and only the
+    /// LSN due is accepted there. Our own writer packs records end to end and never pads, so
+    /// for a log it wrote the continuation case can only arise if the record due starts
+    /// exactly at a boundary — where it already was — never from a torn write (the record due
+    /// would start before the boundary, inside the lost block).
+    ///
+    /// `nextSegmentFirstLSN` is the first LSN of the segment after this one (sealed segments):
+    /// padding ends a sealed segment only where the next one takes over, so damage in a sealed
+    /// segment's last block stays corruption, reported where it is.
+    static func next(from scanner: SegmentScanner, due: LSN, segmentFirstLSN: LSN, place: Place,
+                     nextSegmentFirstLSN: LSN? = nil) throws(WALError) -> (step: SegmentScanner.Step, decision: Decision) {
+        let boundary = scanner.nextBlockBoundary
+        let step = try scanner.next()
+        let decision = decide(Finding(step), due: due, segmentFirstLSN: segmentFirstLSN, place: place)
+        guard decision != .record, let boundary else { return (step, decision) }
+        switch try scanner.probe(at: boundary) {
+        case .record(let header) where header.lsn == due:
+            scanner.skip(to: boundary)
+            let padded = try scanner.next()
+            guard case .record(let found, let payload, _) = padded, found.lsn == due else {
+                preconditionFailure("a probed record reads back as probed")
+            }
+            return (.record(found, payload: payload, afterPadding: true), .record)
+        case .endOfData where place == .sealed && nextSegmentFirstLSN == due:
+            guard case .corruption = decision else { return (step, decision) }
+            scanner.skip(to: boundary)
+            return (.end, .endOfSegment)
+        default:
+            return (step, decision)
         }
     }
 }

@@ -12,8 +12,9 @@ public struct SegmentSummary: Sendable, Equatable {
     public var lastLSN: LSN?
     /// Valid records, from its first LSN on.
     public var recordCount: Int
-    /// Where its last valid record ends. Bytes after it are zeros (padding, preallocated
-    /// space) or, in the active segment, a torn write that the next open cuts off.
+    /// Where its last valid record ends. Bytes after it are zeros (preallocated space), the
+    /// seed's O_DIRECT padding of its last flush (up to the next 4 KiB boundary), or, in the
+    /// active segment, a torn write that the next open cuts off.
     public var dataEnd: Int64
     /// The key id its preamble names, when the segment is encrypted.
     public var encryptionKeyID: UInt8?

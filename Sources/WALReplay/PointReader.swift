@@ -70,8 +70,8 @@ package final class PointReader: Sendable {
                 case .below(let first):
                     lsn = first  // truncated away below the first retained record
                     continue
-                case .found(let segment, let entry):
-                    let next = try read(segment, from: entry, wanted: lsn...hi, into: &result)
+                case .found(let segment, let entry, let following):
+                    let next = try read(segment, from: entry, following: following, wanted: lsn...hi, into: &result)
                     if next > lsn {
                         lsn = next
                         relisted = false
@@ -93,8 +93,9 @@ package final class PointReader: Sendable {
     }
 
     private enum Location {
-        /// The segment holding the LSN, and an index entry at or below it.
-        case found(SegmentInfo, (lsn: LSN, offset: Int64))
+        /// The segment holding the LSN, an index entry at or below it, and the next segment's
+        /// first LSN (nil for the last segment).
+        case found(SegmentInfo, (lsn: LSN, offset: Int64), following: LSN?)
         /// The LSN lies below the first retained record, which is this one.
         case below(LSN)
         /// No segment is listed.
@@ -124,9 +125,10 @@ package final class PointReader: Sendable {
             return segments.first.map { .below($0.firstLSN) } ?? .none
         }
         let segment = segments[position]
+        let following = position + 1 < segments.count ? segments[position + 1].firstLSN : nil
         var index = state.withLock { $0.indexes[segment.firstLSN] }
         if index == nil || (!index!.complete && index!.nextLSN <= lsn) {
-            let built = try extend(index, of: segment, through: lsn)
+            let built = try extend(index, of: segment, following: following, through: lsn)
             index = built
             state.withLock { $0.indexes[segment.firstLSN] = built }
         }
@@ -139,12 +141,13 @@ package final class PointReader: Sendable {
             if entries[middle].lsn <= lsn { low = middle + 1 } else { high = middle }
         }
         let entry = low > 0 ? entries[low - 1] : (lsn: segment.firstLSN, offset: Int64(index.preamble?.encodedSize ?? 0))
-        return .found(segment, entry)
+        return .found(segment, entry, following: following)
     }
 
     /// Scans `segment` from where `index` stopped (its start when nil) to the end of its
     /// records, or past `lsn`, adding an entry every ``stride`` bytes.
-    private func extend(_ index: SegmentIndex?, of segment: SegmentInfo, through lsn: LSN) throws(WALError) -> SegmentIndex {
+    private func extend(_ index: SegmentIndex?, of segment: SegmentInfo, following: LSN?,
+                        through lsn: LSN) throws(WALError) -> SegmentIndex {
         let file = try open(segment)
         defer { file.close() }
         let scanner = try SegmentScanner(file: file, readAhead: index == nil)
@@ -152,15 +155,17 @@ package final class PointReader: Sendable {
         if index.end != scanner.offset { try scanner.rewind(to: index.end) }
         let stopAfter = lsn + 4096  // index a little beyond the asked LSN, never the whole live segment per read
         while index.nextLSN <= stopAfter {
-            let start = scanner.offset
-            guard case .record(let header, _, let afterPadding) = try scanner.next() else {
+            let (step, decision) = try EndOfLog.next(from: scanner, due: index.nextLSN, segmentFirstLSN: segment.firstLSN,
+                                                     place: segment.isActive ? .last : .sealed, nextSegmentFirstLSN: following)
+            guard decision == .record, case .record(let header, let payload, _) = step else {
+                if case .gap(let found) = decision {
+                    throw WALError.lsnGap(segment: segment.name, expected: index.nextLSN, found: found)
+                }
+                // The end of the segment's records (or of the log, in the active segment).
                 index.complete = !segment.isActive
                 break
             }
-            guard header.lsn == index.nextLSN else {
-                if afterPadding || header.lsn < index.nextLSN { break }  // a stale block past the end
-                throw WALError.lsnGap(segment: segment.name, expected: index.nextLSN, found: header.lsn)
-            }
+            let start = scanner.offset - Int64(RecordHeader.size + payload.count)
             if index.entries.last.map({ start - $0.offset >= Self.stride }) ?? true {
                 index.entries.append((header.lsn, start))
             }
@@ -172,7 +177,7 @@ package final class PointReader: Sendable {
 
     /// Reads the records of `segment` from `start` on, appending those in `wanted` to `result`;
     /// returns the LSN after the last record read.
-    private func read(_ segment: SegmentInfo, from start: (lsn: LSN, offset: Int64), wanted: ClosedRange<LSN>,
+    private func read(_ segment: SegmentInfo, from start: (lsn: LSN, offset: Int64), following: LSN?, wanted: ClosedRange<LSN>,
                       into result: inout [WALRecord]) throws(WALError) -> LSN {
         let preamble = state.withLock { $0.indexes[segment.firstLSN]?.preamble }
         let file = try open(segment)
@@ -182,20 +187,27 @@ package final class PointReader: Sendable {
                                            segment: segment.name)
         var due = start.lsn
         while due <= wanted.upperBound {
+            // Only durable records are read: every one due is there, in this segment or the next.
+            let (step, decision) = try EndOfLog.next(from: scanner, due: due, segmentFirstLSN: segment.firstLSN, place: .sealed,
+                                                     nextSegmentFirstLSN: following)
             let header: RecordHeader, payload: UnsafeRawBufferPointer
-            switch try scanner.next() {
-            case .end:
-                return due  // the segment's records end here; the log goes on in the next one
-            case .invalid(let offset, let reason):
-                throw WALError.corruption(segment: segment.name, offset: offset, lsn: due, reason: reason)
-            case .record(let found, let bytes, _):
+            switch (decision, step) {
+            case (.record, .record(let found, let bytes, _)):
                 header = found
                 payload = bytes
-            }
-            guard header.lsn == due else {
-                if header.lsn > due { throw WALError.lsnGap(segment: segment.name, expected: due, found: header.lsn) }
-                throw WALError.corruption(segment: segment.name, offset: scanner.offset - Int64(header.recordLength), lsn: due,
-                                          reason: "record LSN \(header.lsn) where \(due) is due")
+            case (.endOfSegment, _), (.endOfLog, _), (.liveEdge, _):
+                return due  // the segment's records end here; the log goes on in the next one
+            case (.gap(let found), _):
+                throw WALError.lsnGap(segment: segment.name, expected: due, found: found)
+            case (.corruption(let reason), .invalid(let offset, _)):
+                throw WALError.corruption(segment: segment.name, offset: offset, lsn: due, reason: reason)
+            case (.corruption(let reason), .record(let found, _, _)):
+                throw WALError.corruption(segment: segment.name, offset: scanner.offset - Int64(found.recordLength), lsn: due,
+                                          reason: reason)
+            case (.corruption(let reason), .end):
+                throw WALError.corruption(segment: segment.name, offset: scanner.offset, lsn: due, reason: reason)
+            case (.record, _):
+                preconditionFailure("the table decides .record only for a record")
             }
             due += 1
             guard header.lsn >= wanted.lowerBound else { continue }

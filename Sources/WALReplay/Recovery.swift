@@ -72,13 +72,7 @@ package enum Recovery {
         var due = firstLSN
         var end = scanner.offset
         while true {
-            let finding: EndOfLog.Finding
-            switch try scanner.next() {
-            case .record(let header, _, let afterPadding): finding = .record(lsn: header.lsn, afterPadding: afterPadding)
-            case .end: finding = .endOfData
-            case .invalid(_, let reason): finding = .invalid(reason: reason)
-            }
-            guard EndOfLog.decide(finding, due: due, segmentFirstLSN: firstLSN, place: place) == .record else { break }
+            guard try EndOfLog.next(from: scanner, due: due, segmentFirstLSN: firstLSN, place: place).decision == .record else { break }
             due += 1
             end = scanner.offset
         }

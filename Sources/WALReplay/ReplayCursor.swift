@@ -125,15 +125,11 @@ package final class ReplayCursor {
             }
             guard let due = expectedLSN else { preconditionFailure("a segment is open only with an LSN due in it") }
             let segment = segments[index]
-            let step = try scanner.next()
-            let finding: EndOfLog.Finding
-            switch step {
-            case .record(let header, _, let afterPadding): finding = .record(lsn: header.lsn, afterPadding: afterPadding)
-            case .end: finding = .endOfData
-            case .invalid(_, let reason): finding = .invalid(reason: reason)
-            }
             let place: EndOfLog.Place = !isLastSegment ? .sealed : follow ? .liveEdge : .last
-            switch EndOfLog.decide(finding, due: due, segmentFirstLSN: segment.firstLSN, place: place) {
+            let following = index + 1 < segments.count ? segments[index + 1].firstLSN : nil
+            let (step, decision) = try EndOfLog.next(from: scanner, due: due, segmentFirstLSN: segment.firstLSN, place: place,
+                                                     nextSegmentFirstLSN: following)
+            switch decision {
             case .record:
                 break
             case .endOfSegment:

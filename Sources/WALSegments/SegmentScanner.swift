@@ -199,6 +199,45 @@ package final class SegmentScanner {
         }
     }
 
+    /// Where the block after the current offset starts, when the offset is inside a block
+    /// after the segment's first record (the only place the seed's O_DIRECT padding can be:
+    /// see ``EndOfLog``); nil at a block boundary or before the first record.
+    package var nextBlockBoundary: Int64? {
+        let recordsStart = Int64(preamble?.encodedSize ?? 0)
+        guard offset > recordsStart, offset % Self.blockSize != 0 else { return nil }
+        return (offset / Self.blockSize + 1) * Self.blockSize
+    }
+
+    /// What starts at `position` (a block boundary ahead of the current offset), without
+    /// moving: a complete record with a valid header and checksum, the end of data (end of
+    /// file, or a zero header), or nothing usable (nil).
+    package enum Probe {
+        case record(RecordHeader)
+        case endOfData
+    }
+
+    /// Looks at `position` without moving the offset (see ``Probe``).
+    package func probe(at position: Int64) throws(WALError) -> Probe? {
+        guard position < fileSize else { return .endOfData }
+        let available = try load(RecordHeader.size, at: position)
+        let headerBytes = bytes(at: position, count: available)
+        if isZero(headerBytes) { return .endOfData }
+        guard available == RecordHeader.size, let header = RecordHeader(decoding: headerBytes),
+              Int(header.payloadLength) <= RecordHeader.maxPayloadLength,
+              Int64(header.recordLength) <= fileSize - position,
+              try load(header.recordLength, at: position) == header.recordLength else { return nil }
+        let payload = bytes(at: position + Int64(RecordHeader.size), count: Int(header.payloadLength))
+        guard header.computeChecksum(payload: payload) == header.crc else { return nil }
+        return .record(header)
+    }
+
+    /// Moves forward to `position` (a block boundary the caller probed): the bytes between are
+    /// the seed's padding.
+    package func skip(to position: Int64) {
+        precondition(position >= offset, "the scanner only skips forward")
+        offset = position
+    }
+
     /// Forgets every byte read and re-reads the file's size, then continues at `position`: for
     /// a tailing reader at the live edge of the active segment, whose bytes change as the
     /// writer appends (the block after the last record is rewritten, zeros become records).

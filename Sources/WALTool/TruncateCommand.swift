@@ -54,7 +54,11 @@ struct ResetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reset",
         abstract: "Empty the log so that the next record gets LSN + 1 (installing a snapshot that covers everything up to LSN).",
-        discussion: "Opens the WAL for writing, so it fails while another process has it open. Crash-atomic: interrupted, the next open finishes it.")
+        discussion: """
+            Opens the WAL for writing, so it fails while another process has it open. Crash-atomic: interrupted, the next open finishes it.
+
+            The log left behind (one empty segment named LSN + 1) cannot be handed back to the nodedb-wal crate: it takes its next LSN from the last record, so it would start again at LSN 1. swift-wal continues it correctly.
+            """)
 
     @Argument(help: "The WAL directory.") var directory: String
     @Option(help: "The LSN the snapshot covers: the next record gets LSN + 1.") var to: UInt64

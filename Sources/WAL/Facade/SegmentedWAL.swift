@@ -274,7 +274,8 @@ public final class SegmentedWAL: Sendable {
     /// may be shorter than the range (empty when `lo > hi`). Reads start at the nearest index
     /// entry, not at the segment's start; records not yet durable in the range are made
     /// durable first. Every record is checked as replay checks it (CRC, LSN order, required
-    /// types, authentication).
+    /// types, authentication). Unlike replay, a record of an unknown type without the required
+    /// bit is returned, not skipped: the caller named its LSN.
     public func records(from lo: LSN, through hi: LSN) throws(WALError) -> [WALRecord] {
         let last = min(hi, nextLSN - 1)
         guard lo <= last else { return [] }
@@ -366,6 +367,12 @@ public final class SegmentedWAL: Sendable {
     /// everything up to `lsn`. Crash-atomic as ``truncate(after:)``. Commits waiting for
     /// records not yet durable fail with ``WALError/logReset(to:)``; a live tailer not
     /// positioned exactly at `lsn` + 1 ends with that error.
+    ///
+    /// The log it leaves — one empty segment named `lsn` + 1 — is one the seed crate
+    /// (`nodedb-wal`) cannot go on writing: it takes its next LSN from the last record, so it
+    /// would start again at LSN 1 inside that segment. The same holds after a
+    /// ``truncate(after:)`` that keeps no record. This library continues such a log correctly
+    /// (docs/FORMAT.md, "Cutting the log's end").
     public func reset(to lsn: LSN) throws(WALError) {
         try checkCutLSN(lsn)
         try writer.rewrite(LogCut(kind: .reset, lsn: lsn))
