@@ -5,11 +5,57 @@ import WALFormat
 /// (``durable(_:)``), ask and go on (``requestDurability(upTo:)``), and follow without asking
 /// (``durableLSN(reaching:)``, for tailers). Each either finds its LSN durable already, or
 /// registers with the group commit in ``LogWriter`` and is released by the flush that covers it.
+/// What an append hands the commit that made it: the record's LSN, and how many cuts
+/// (``LogCut``) the log had seen then. A cut can hand the same LSN to another record; the
+/// ticket lets a commit tell its own record from that one.
+package struct AppendTicket: Sendable, Equatable {
+    package let lsn: LSN
+    let cuts: Int
+}
+
+/// Which records a wait is about (see ``LogWriter/waitUntilDurable(_:_:)``).
+package enum DurabilityClaim: Sendable {
+    /// Everything up to the LSN, whatever records hold it (``LogWriter/sync()``, point reads).
+    case prefix
+    /// The records up to the LSN as the caller knows them: an LSN that a reset (or a cut below
+    /// the first retained record) removed fails with that cut's error instead of succeeding
+    /// for the empty space below the log's new start.
+    case lsn
+    /// The one record the ticket was issued for: the wait fails with the cut's error when a cut
+    /// removed it, even if another record has the same LSN since.
+    case record(AppendTicket)
+}
+
 extension LogWriter {
+    /// The error of the first cut since `ticket` was issued that removed its record (lock held).
+    func removal(of ticket: AppendTicket) -> WALError? {
+        for cut in cutHistory.dropFirst(ticket.cuts) {
+            switch cut.kind {
+            case .reset: return .logReset(to: cut.lsn)
+            case .truncateAfter where cut.lsn < ticket.lsn: return .truncated(after: cut.lsn)
+            case .truncateAfter: continue
+            }
+        }
+        return nil
+    }
+
+    /// Why `claim` fails now, if a cut removed what it is about (lock held).
+    func removal(_ lsn: LSN, claim: DurabilityClaim) -> WALError? {
+        switch claim {
+        case .prefix: return nil
+        case .lsn: return cutFloor.flatMap { lsn < $0.lsn ? $0.error : nil }
+        case .record(let ticket): return removal(of: ticket)
+        }
+    }
+
     /// Blocks until every record up to `lsn` is durable, flushing itself when nobody else is.
-    package func waitUntilDurable(_ lsn: LSN) throws(WALError) {
+    /// Fails with ``WALError/truncated(after:)`` or ``WALError/logReset(to:)`` when a cut
+    /// removed what `claim` is about — checked before waiting and after being woken, so a
+    /// commit is never acknowledged for a record a cut took away before it was durable.
+    package func waitUntilDurable(_ lsn: LSN, _ claim: DurabilityClaim) throws(WALError) {
         let waiter: CommitWaiters.ThreadWaiter? = try locked { () throws(WALError) -> CommitWaiters.ThreadWaiter? in
             while true {
+                if let removed = removal(lsn, claim: claim) { throw removed }
                 if lastDurableLSN >= lsn { return nil }
                 if let failure { throw WALError.failed(failure) }
                 if isClosed { throw WALError.closed }
@@ -26,15 +72,19 @@ extension LogWriter {
                 return waiter
             }
         }
-        if let outcome = waiter?.wait() { throw outcome }
+        guard let waiter else { return }
+        if let outcome = waiter.wait() { throw outcome }
+        if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
     }
 
     /// Suspends (never blocks) until every record up to `lsn` is durable; the flusher thread
-    /// does the flushing.
-    package func durable(_ lsn: LSN) async throws(WALError) {
+    /// does the flushing. Fails as ``waitUntilDurable(_:_:)`` when a cut removed what `claim`
+    /// is about.
+    package func durable(_ lsn: LSN, _ claim: DurabilityClaim) async throws(WALError) {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, WALError>? = locked {
+                    if let removed = removal(lsn, claim: claim) { return .failure(removed) }
                     if lastDurableLSN >= lsn { return .success(()) }
                     if let failure { return .failure(WALError.failed(failure)) }
                     if isClosed { return .failure(WALError.closed) }
@@ -48,6 +98,7 @@ extension LogWriter {
         } catch {
             throw error as! WALError
         }
+        if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
     }
 
     /// Starts making every record up to `lsn` durable without waiting (the flusher does it).
@@ -97,6 +148,6 @@ extension LogWriter {
             try usableSegments()
             return lastNextLSN - 1
         }
-        try waitUntilDurable(last)
+        try waitUntilDurable(last, .prefix)
     }
 }

@@ -121,7 +121,10 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// tailer that reads it before and after reading a record knows whether a cut came between.
     private let cutGenerationMirror = Atomic<UInt64>(0)
     /// Every cut made, in order (index *i* is the cut that took the generation to 2(*i*+1)).
-    private var cutHistory: [LogCut] = []
+    private(set) var cutHistory: [LogCut] = []
+    /// The lowest LSN that the cuts made so far leave meaning the record it named: below it, a
+    /// reset (or a cut below the first retained record) removed every record, with this error.
+    private(set) var cutFloor: (lsn: LSN, error: WALError)?
 
     package init(options: Options, segments: ActiveSegment) {
         self.options = options
@@ -180,8 +183,8 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     /// full buffers as the record goes through (``SegmentWriter/append(storedType:tenant:vshard:payload:holdingIORole:)``):
     /// either way the record is in the ring in one piece when the lock is released, so records
     /// never interleave.
-    package func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
-        try locked { () throws(WALError) -> LSN in
+    package func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> AppendTicket {
+        try locked { () throws(WALError) -> AppendTicket in
             while true {
                 let segments = try usableSegments()
                 if segments.isFull {
@@ -213,7 +216,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                 metrics.bytes.increment(by: Int64(payload.count))
                 if writer.queuedJob != nil { demandArrived() }
                 segments.appended()
-                return lsn
+                return AppendTicket(lsn: lsn, cuts: cutHistory.count)
             }
         }
     }
@@ -613,7 +616,15 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
             let segments = try usableSegments()
             try withRole { () throws(WALError) in
                 let removed = cut.kind == .reset ? WALError.logReset(to: cut.lsn) : WALError.truncated(after: cut.lsn)
-                if let batch = waiters.release(above: cut.lsn, outcome: removed) { released.append(batch) }
+                // A reset removes every record: no waiter still here is acknowledged.
+                let failed = cut.kind == .reset ? waiters.releaseAll(outcome: removed)
+                                                : waiters.release(above: cut.lsn, outcome: removed)
+                if let batch = failed { released.append(batch) }
+                if cut.kind == .reset {
+                    cutFloor = (cut.lsn + 1, removed)
+                } else if let floor = cutFloor, cut.lsn + 1 < floor.lsn {
+                    cutFloor = (cut.lsn + 1, removed)
+                }
                 requestedLSN = min(requestedLSN, cut.lsn)
                 liveEdge.invalidate()
                 cutGenerationMirror.add(1, ordering: .sequentiallyConsistent)  // odd: under way

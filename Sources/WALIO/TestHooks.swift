@@ -4,7 +4,7 @@
 /// configuration (as swift-system does with `ENABLE_MOCKING`), so a release build has neither
 /// the hooks nor a check for them on its I/O path. Tests route them per directory
 /// (`Tests/WALTests/FaultHooks.swift`).
-enum TestHooks {
+package enum TestHooks {
     #if WAL_TEST_HOOKS
     /// Consulted before each system call; an errno makes the call fail with it instead of running.
     nonisolated(unsafe) static var faultInjector: (@Sendable (_ operation: String, _ path: String) -> Int32?)?
@@ -57,6 +57,20 @@ enum TestHooks {
         return completionInjector?(operation, path, result) ?? result
         #else
         return result
+        #endif
+    }
+
+    #if WAL_TEST_HOOKS
+    /// Called by a commit between its append and its wait for durability, with the WAL's
+    /// directory and the record's LSN: the window a concurrent cut can fall in.
+    nonisolated(unsafe) static var commitAppendedHook: (@Sendable (_ directory: String, _ lsn: UInt64) -> Void)?
+    #endif
+
+    /// Lets a test act in the window between a commit's append and its wait.
+    @inline(__always)
+    package static func commitAppended(_ directory: String, _ lsn: UInt64) {
+        #if WAL_TEST_HOOKS
+        commitAppendedHook?(directory, lsn)
         #endif
     }
 

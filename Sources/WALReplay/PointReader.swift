@@ -17,8 +17,8 @@ import WALSegments
 /// LSN continuity, type, authentication) as replay does.
 ///
 /// The caller reads only LSNs that are durable (every record up to them is on disk); the
-/// index is dropped when the log's end is cut, and a segment that truncation deleted is
-/// forgotten on the next read.
+/// index is dropped when the log's end is cut — and one a read built while a cut ran is never
+/// stored — and a segment that truncation deleted is forgotten on the next read.
 package final class PointReader: Sendable {
     /// Bytes of segment between index entries: a read covers at most this much plus its record.
     static let stride: Int64 = 64 * 1024
@@ -58,8 +58,11 @@ package final class PointReader: Sendable {
     }
 
     /// The records with LSN in `lo...hi`, every one of which must be durable; records below the
-    /// first retained one are skipped. `generation` is the writer's cut generation: a change
-    /// drops every index.
+    /// first retained one are skipped. `generation` is the writer's cut generation when the
+    /// read began: a change drops every index, and what a read began under an older generation
+    /// built (from bytes a cut may have changed meanwhile) is never kept. Odd (a cut under way):
+    /// nothing is kept either. The caller checks the generation again after the read and
+    /// reads again when it changed (``SegmentedWAL/records(from:through:)``).
     package func records(from lo: LSN, through hi: LSN, generation: UInt64) throws(WALError) -> [WALRecord] {
         var result: [WALRecord] = []
         var lsn = lo
@@ -110,12 +113,14 @@ package final class PointReader: Sendable {
                 state = State()
                 state.generation = generation
             }
-            return state.segments
+            return generation % 2 == 0 ? state.segments : []
         }
         if segments.isEmpty {
             segments = try SegmentDirectory.discover(directory)
             let listed = segments
             state.withLock { state in
+                // Built under another generation (a cut since this read began): not kept.
+                guard state.generation == generation else { return }
                 state.segments = listed
                 let kept = Set(listed.map(\.firstLSN))
                 state.indexes = state.indexes.filter { kept.contains($0.key) }
@@ -130,7 +135,9 @@ package final class PointReader: Sendable {
         if index == nil || (!index!.complete && index!.nextLSN <= lsn) {
             let built = try extend(index, of: segment, following: following, through: lsn)
             index = built
-            state.withLock { $0.indexes[segment.firstLSN] = built }
+            state.withLock { state in
+                if state.generation == generation { state.indexes[segment.firstLSN] = built }
+            }
         }
         guard let index else { return .none }
         let entries = index.entries

@@ -19,6 +19,8 @@ final class FaultHooks: Sendable {
         var completion: (@Sendable (String, String, Int32) -> Int32)?
         /// Told of every change to a file or directory.
         var observer: (@Sendable (SyscallEvent) -> Void)?
+        /// Runs in a committing thread between its append and its wait, with the record's LSN.
+        var commitAppended: (@Sendable (UInt64) -> Void)?
     }
 
     static let shared = FaultHooks()
@@ -31,6 +33,7 @@ final class FaultHooks: Sendable {
         TestHooks.completionInjector = { operation, path, result in
             FaultHooks.shared.handlers(for: path)?.completion?(operation, path, result) ?? result
         }
+        TestHooks.commitAppendedHook = { directory, lsn in FaultHooks.shared.handlers(for: directory)?.commitAppended?(lsn) }
         TestHooks.observer = { event in
             let path: String
             switch event {
@@ -52,6 +55,15 @@ final class FaultHooks: Sendable {
         routes.withLock { $0[directory] = handlers }
         defer { _ = routes.withLock { $0.removeValue(forKey: directory) } }
         return try body()
+    }
+
+    /// Applies `handlers` to `directory` until ``unregister(_:)`` (for async test bodies).
+    func register(_ directory: String, _ handlers: Handlers) {
+        routes.withLock { $0[directory] = handlers }
+    }
+
+    func unregister(_ directory: String) {
+        _ = routes.withLock { $0.removeValue(forKey: directory) }
     }
 
     private func handlers(for path: String) -> Handlers? {

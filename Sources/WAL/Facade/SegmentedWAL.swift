@@ -111,26 +111,35 @@ public final class SegmentedWAL: Sendable {
     @discardableResult
     public func append<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
                                                   payload: Payload) throws(WALError) -> LSN {
-        let stored = type.rawValue
-        let contiguous = payload.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(WALError) -> LSN in
-                try self.append(storedType: stored, tenant: tenant, vshard: vshard, payload: UnsafeRawBufferPointer(buffer))
-            }
-        }
-        if let contiguous { return try contiguous.get() }
-        let copy = Array(payload)
-        return try copy.withUnsafeBytes { buffer in
-            Result { () throws(WALError) -> LSN in
-                try self.append(storedType: stored, tenant: tenant, vshard: vshard, payload: buffer)
-            }
-        }.get()
+        try appendTicket(type, tenant: tenant, vshard: vshard, payload: payload).lsn
     }
 
     func append(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> LSN {
+        try appendTicket(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload).lsn
+    }
+
+    func appendTicket(storedType: UInt16, tenant: UInt32, vshard: UInt16, payload: UnsafeRawBufferPointer) throws(WALError) -> AppendTicket {
         guard payload.count <= RecordHeader.maxPayloadLength else {
             throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
         }
         return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+    }
+
+    /// Appends like ``append(_:tenant:vshard:payload:)``, returning the commit's ticket.
+    func appendTicket<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32, vshard: UInt16,
+                                                  payload: Payload) throws(WALError) -> AppendTicket {
+        let stored = type.rawValue
+        let contiguous = payload.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(WALError) -> AppendTicket in
+                try self.appendTicket(storedType: stored, tenant: tenant, vshard: vshard, payload: UnsafeRawBufferPointer(buffer))
+            }
+        }
+        if let contiguous { return try contiguous.get() }
+        return try Array(payload).withUnsafeBytes { buffer in
+            Result { () throws(WALError) -> AppendTicket in
+                try self.appendTicket(storedType: stored, tenant: tenant, vshard: vshard, payload: buffer)
+            }
+        }.get()
     }
 
     /// Appends a record and blocks until it is durable; returns its LSN.
@@ -138,27 +147,41 @@ public final class SegmentedWAL: Sendable {
     /// Group commit: a commit that finds no flush in progress flushes at once in the calling
     /// thread; commits arriving while a flush is on disk wait, and the next flush covers all of
     /// them with one fdatasync. Each commit returns when *its* record is durable.
+    ///
+    /// A commit racing a cut (``truncate(after:)`` or ``reset(to:)`` from another thread) that
+    /// removes its record before the record is durable fails with ``WALError/truncated(after:)``
+    /// or ``WALError/logReset(to:)`` — even when the cut has handed the same LSN to another
+    /// record since: the commit carries a ticket of its own append, not only the LSN. So a
+    /// returned LSN always names the caller's record, durable. (A cut that runs after the
+    /// record was durable may still remove it later: that is the cut's effect, not a lost write;
+    /// when the commit sees such a cut before it returns, it fails the same way.)
+    ///
+    /// - Throws: ``WALError/truncated(after:)``, ``WALError/logReset(to:)`` as above; otherwise
+    ///   as ``append(_:tenant:vshard:payload:)`` and ``waitUntilDurable(_:)``.
     @discardableResult
     public func commit<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
                                                   payload: Payload) throws(WALError) -> LSN {
         let start = DispatchTime.now().uptimeNanoseconds
-        let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
-        try writer.waitUntilDurable(lsn)
+        let ticket = try appendTicket(type, tenant: tenant, vshard: vshard, payload: payload)
+        TestHooks.commitAppended(configuration.directory, ticket.lsn)
+        try writer.waitUntilDurable(ticket.lsn, .record(ticket))
         writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-        return lsn
+        return ticket.lsn
     }
 
     /// Appends a record and suspends until it is durable; returns its LSN. The wait never
     /// blocks a thread (the WAL's flusher thread does the I/O); the append itself may wait
-    /// briefly when both buffers are full.
+    /// briefly when both buffers are full. A commit racing a cut fails as the blocking
+    /// ``commit(_:tenant:vshard:payload:)`` does.
     @discardableResult
     public func commit<Payload: Collection<UInt8> & Sendable>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
                                                              payload: Payload) async throws(WALError) -> LSN {
         let start = DispatchTime.now().uptimeNanoseconds
-        let lsn = try append(type, tenant: tenant, vshard: vshard, payload: payload)
-        try await writer.durable(lsn)
+        let ticket = try appendTicket(type, tenant: tenant, vshard: vshard, payload: payload)
+        TestHooks.commitAppended(configuration.directory, ticket.lsn)
+        try await writer.durable(ticket.lsn, .record(ticket))
         writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-        return lsn
+        return ticket.lsn
     }
 
     /// Makes every record appended so far durable.
@@ -169,17 +192,24 @@ public final class SegmentedWAL: Sendable {
     /// Blocks until every record up to `lsn` is durable. Flushes in the calling thread when no
     /// flush is in progress.
     ///
+    /// It knows the record only by its LSN: when a cut removes `lsn` while the call waits, or
+    /// a ``reset(to:)`` removed it before (an `lsn` at or below the reset's), it fails with the
+    /// cut's error; but once a cut has handed `lsn` to a new record, it waits for that one. A
+    /// caller that appends and waits while another thread may cut uses ``commit(_:tenant:vshard:payload:)``,
+    /// which knows its own record.
+    ///
     /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)`` for an LSN not appended yet,
+    ///   ``WALError/truncated(after:)`` / ``WALError/logReset(to:)`` as above,
     ///   ``WALError/failed(_:)`` when the flush failed, ``WALError/closed``.
     public func waitUntilDurable(_ lsn: LSN) throws(WALError) {
-        try writer.waitUntilDurable(lsn)
+        try writer.waitUntilDurable(lsn, .lsn)
     }
 
     /// Suspends until every record up to `lsn` is durable, without blocking a thread.
     ///
     /// - Throws: as ``waitUntilDurable(_:)``.
     public func durable(_ lsn: LSN) async throws(WALError) {
-        try await writer.durable(lsn)
+        try await writer.durable(lsn, .lsn)
     }
 
     /// Starts making every record up to `lsn` durable and returns at once: the WAL's flusher
@@ -277,10 +307,17 @@ public final class SegmentedWAL: Sendable {
     /// types, authentication). Unlike replay, a record of an unknown type without the required
     /// bit is returned, not skipped: the caller named its LSN.
     public func records(from lo: LSN, through hi: LSN) throws(WALError) -> [WALRecord] {
-        let last = min(hi, nextLSN - 1)
-        guard lo <= last else { return [] }
-        if last > durableLSN { try writer.waitUntilDurable(last) }
-        return try pointReader.records(from: lo, through: last, generation: writer.cutGeneration)
+        while true {
+            // Read like a seqlock reader: a cut that ran meanwhile (its generation changed, or is
+            // odd: under way) may have changed the bytes read, so read again.
+            let generation = writer.cutGeneration
+            let last = min(hi, nextLSN - 1)
+            guard lo <= last else { return [] }
+            if last > durableLSN { try writer.waitUntilDurable(last, .prefix) }
+            let read = Result { () throws(WALError) in try pointReader.records(from: lo, through: last, generation: generation) }
+            if generation % 2 == 0, writer.cutGeneration == generation { return try read.get() }
+            sched_yield()
+        }
     }
 
     /// The LSN of the first record the log holds (the first segment's first LSN); ``nextLSN``
@@ -365,8 +402,9 @@ public final class SegmentedWAL: Sendable {
     /// Empties the log: every record goes, and the next append gets `lsn` + 1, whatever the
     /// log held before (below, inside or above `lsn`) — for installing a snapshot that covers
     /// everything up to `lsn`. Crash-atomic as ``truncate(after:)``. Commits waiting for
-    /// records not yet durable fail with ``WALError/logReset(to:)``; a live tailer not
-    /// positioned exactly at `lsn` + 1 ends with that error.
+    /// records not yet durable fail with ``WALError/logReset(to:)`` — at any LSN, since no
+    /// record survives a reset — and so does every later ``waitUntilDurable(_:)`` for an LSN at
+    /// or below `lsn`; a live tailer not positioned exactly at `lsn` + 1 ends with that error.
     ///
     /// The log it leaves — one empty segment named `lsn` + 1 — is one the seed crate
     /// (`nodedb-wal`) cannot go on writing: it takes its next LSN from the last record, so it
