@@ -187,6 +187,9 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
         try locked { () throws(WALError) -> AppendTicket in
             while true {
                 let segments = try usableSegments()
+                guard lastNextLSN <= LSNDomain.last else {
+                    throw WALError.invalidArgument("the log has used every LSN up to \(LSNDomain.last)")
+                }
                 if segments.isFull {
                     if ioRoleHeld { wait(on: changed); continue }
                     try withRole { () throws(WALError) in try roll() }
@@ -265,7 +268,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
         writer.finish(job)
         if job.sync {
             metrics.fdatasyncs.increment()
-            metrics.recordsPerFlush.record(Int64(job.lastLSN) - Int64(firstRecord) + 1)
+            metrics.recordsPerFlush.record(Int64(clamping: job.lastLSN) - Int64(clamping: firstRecord) + 1)
         }
         publishDurable(writer.durableLSN)
         changed.broadcast()
@@ -456,7 +459,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
                     if flight.job.length == 0 { metrics.flushes.increment() }
                     writer.synced(throughWrite: flight.throughWrite, lsn: flight.job.lastLSN)
                     metrics.fdatasyncs.increment()
-                    metrics.recordsPerFlush.record(max(0, Int64(flight.job.lastLSN) - Int64(flight.firstRecord) + 1))
+                    metrics.recordsPerFlush.record(max(0, Int64(clamping: flight.job.lastLSN) - Int64(clamping: flight.firstRecord) + 1))
                 }
                 publishDurable(writer.durableLSN)
             }

@@ -160,7 +160,8 @@ package final class PointReader: Sendable {
         let scanner = try SegmentScanner(file: file, readAhead: index == nil)
         var index = index ?? SegmentIndex(preamble: scanner.preamble, nextLSN: segment.firstLSN, end: scanner.offset)
         if index.end != scanner.offset { try scanner.rewind(to: index.end) }
-        let stopAfter = lsn + 4096  // index a little beyond the asked LSN, never the whole live segment per read
+        // Index a little beyond the asked LSN, never the whole live segment per read.
+        let stopAfter = min(lsn, LSNDomain.last - 4096) + 4096
         while index.nextLSN <= stopAfter {
             let (step, decision) = try EndOfLog.next(from: scanner, due: index.nextLSN, segmentFirstLSN: segment.firstLSN,
                                                      place: segment.isActive ? .last : .sealed, nextSegmentFirstLSN: following)

@@ -136,6 +136,7 @@ package struct LogCut: Equatable, Sendable {
         let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<16])) }
         guard stored == crc else { return nil }
         let lsn = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << (8 * UInt64($1)) }
+        guard lsn < LSNDomain.last else { return nil }  // no LSN would be left for the next record
         return LogCut(kind: kind, lsn: lsn)
     }
 

@@ -29,6 +29,10 @@ package enum SegmentDirectory {
         var found: [(LSN, String)] = []
         for name in try Syscall.listDirectory(directory) {
             guard let lsn = SegmentName.parse(name) else { continue }
+            guard LSNDomain.contains(lsn) else {
+                throw WALError.corruption(segment: name, offset: 0, lsn: lsn,
+                                          reason: "the segment's name gives LSN \(lsn), outside \(LSNDomain.first)...\(LSNDomain.last)")
+            }
             let path = FilePaths.join(directory, name)
             switch try Syscall.fileType(path) {
             case S_IFREG:

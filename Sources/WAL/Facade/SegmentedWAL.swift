@@ -107,6 +107,7 @@ public final class SegmentedWAL: Sendable {
     /// Waits only when both buffers are full (the disk is behind): back-pressure, not a flush.
     ///
     /// - Throws: ``WALError/payloadTooLarge(size:limit:)`` (the WAL stays usable),
+    ///   ``WALError/invalidArgument(_:)`` when the log has used every LSN (``LSNDomain/last``),
     ///   ``WALError/closed``, ``WALError/failed(_:)``, or the I/O error of a flush.
     @discardableResult
     public func append<Payload: Collection<UInt8>>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
@@ -295,8 +296,14 @@ public final class SegmentedWAL: Sendable {
     /// no such record (truncated away below the first retained record, or not appended yet).
     /// A record appended but not yet durable is made durable first: a read never returns a
     /// record that a crash could take back.
+    ///
+    /// - Throws: ``WALError/invalidArgument(_:)`` for an LSN outside ``LSNDomain``; the errors
+    ///   of replay for damage.
     public func record(at lsn: LSN) throws(WALError) -> WALRecord? {
-        try records(from: lsn, through: lsn).first
+        guard LSNDomain.contains(lsn) else {
+            throw WALError.invalidArgument("LSN \(lsn) is outside \(LSNDomain.first)...\(LSNDomain.last)")
+        }
+        return try records(from: lsn, through: lsn).first
     }
 
     /// The records with LSN in `lo...hi` that the log holds, in order: those truncated away
@@ -307,6 +314,7 @@ public final class SegmentedWAL: Sendable {
     /// types, authentication). Unlike replay, a record of an unknown type without the required
     /// bit is returned, not skipped: the caller named its LSN.
     public func records(from lo: LSN, through hi: LSN) throws(WALError) -> [WALRecord] {
+        let lo = max(lo, LSNDomain.first), hi = min(hi, LSNDomain.last)  // no record lies outside
         while true {
             // Read like a seqlock reader: a cut that ran meanwhile (its generation changed, or is
             // odd: under way) may have changed the bytes read, so read again.
@@ -417,8 +425,8 @@ public final class SegmentedWAL: Sendable {
     }
 
     private func checkCutLSN(_ lsn: LSN) throws(WALError) {
-        guard lsn < LSN.max - 1 else {
-            throw WALError.invalidArgument("LSN \(lsn) leaves no LSN for the next record")
+        guard lsn < LSNDomain.last else {
+            throw WALError.invalidArgument("LSN \(lsn) leaves no LSN for the next record (the last is \(LSNDomain.last))")
         }
     }
 
