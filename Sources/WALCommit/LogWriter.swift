@@ -76,7 +76,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     private var listening = Listening.no
     private var doorbellRung = false
     /// Numbers the pipeline's flights (role holder only).
-    private var lastFlightID = 0
+    private var lastFlightID = TestHooks.firstFlightID
 
     private let lock = ConditionLock()
     /// Broadcast when the I/O role is released, a buffer comes back, an append finishes after
@@ -473,8 +473,14 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     private func abandon(_ flights: [Flight], writer: SegmentWriter, error: WALError) {
         fail(error)
         unlockAndResume()
-        engine.abandonFlights()
+        let drained = engine.abandonFlights()
         lock.lock()
+        guard drained else {
+            // The kernel may still read them: the WAL has failed, so no buffer is needed again.
+            writer.pinBuffersForever()
+            logger.error("io_uring failed with flights in flight; their buffers stay allocated", metadata: ["error": "\(error)"])
+            return
+        }
         for flight in flights where !flight.wrote { writer.returnBuffer(of: flight.job) }
     }
 

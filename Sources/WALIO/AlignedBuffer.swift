@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A fixed-size, page-aligned byte buffer owned by the I/O layer: O_DIRECT transfers
 /// need the memory, the length and the file offset aligned to the device's block size.
@@ -21,6 +22,20 @@ package final class AlignedBuffer {
     }
 
     deinit { free(base) }
+
+    /// How many buffers were pinned (``pinForever(_:)``).
+    private static let pinned = Atomic<Int>(0)
+
+    /// Keeps `buffers` allocated for the rest of the process: the kernel may still be reading
+    /// them (an io_uring that failed while requests were in flight), and no write may read
+    /// freed memory. One retain each that is never released.
+    package static func pinForever(_ buffers: [AlignedBuffer]) {
+        for buffer in buffers { _ = Unmanaged.passRetained(buffer) }
+        pinned.add(buffers.count, ordering: .relaxed)
+    }
+
+    /// How many buffers are pinned (tests).
+    package static var pinnedCount: Int { pinned.load(ordering: .relaxed) }
 
     package var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: capacity) }
 

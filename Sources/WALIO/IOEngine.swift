@@ -106,8 +106,10 @@ package protocol IOEngine: AnyObject {
     func ringDoorbell()
 
     /// After a failure: waits until the kernel is done with every request started (so that no
-    /// buffer is still read), and forgets them.
-    func abandonFlights()
+    /// buffer is still read), and forgets them. False when that could not be established (the
+    /// ring itself failed while completions were due): the kernel may still read the flights'
+    /// buffers, which the caller must then never reuse or free (``AlignedBuffer/pinForever(_:)``).
+    func abandonFlights() -> Bool
 
     /// Releases the engine's resources. Every submitted request must have been completed.
     func shutdown()
@@ -130,5 +132,5 @@ extension IOEngine {
     func start(_ request: WriteRequest, id: Int) throws(WALError) { preconditionFailure("\(kind) keeps one flush in flight") }
     func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent { preconditionFailure("\(kind) keeps one flush in flight") }
     func ringDoorbell() {}
-    func abandonFlights() {}
+    func abandonFlights() -> Bool { true }
 }

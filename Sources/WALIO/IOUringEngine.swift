@@ -290,14 +290,20 @@ final class IOUringEngine: IOEngine {
         _ = Glibc.write(doorbell, &one, 8)
     }
 
-    func abandonFlights() {
+    func abandonFlights() -> Bool {
+        var drained = true
+        let path = flights.values.first?.file.path ?? "io_uring"
         while flightCompletionsDue > 0 {
-            guard let (tag, _) = try? rawCompletion("io_uring") else { break }
+            // rawCompletion retries EINTR/EAGAIN/EBUSY itself; any other error (the ring is
+            // broken, completions were dropped) means the due ones may never be seen, and the
+            // kernel may still be reading the buffers: say so rather than hand them back.
+            guard let (tag, _) = try? rawCompletion(path) else { drained = false; break }
             if tag == Self.doorbellTag { doorbellRang(); continue }
             flightCompletionsDue -= 1
         }
         flights.removeAll()
         flightEvents.removeAll()
+        return drained
     }
 
     private func startSync(_ path: String) -> Int {
@@ -312,12 +318,15 @@ final class IOUringEngine: IOEngine {
         _ = Glibc.read(doorbell, &count, 8)  // reset the counter (non-blocking)
     }
 
+    /// The bits of a flight id that user_data carries.
+    static func tagID(_ id: Int) -> UInt64 { UInt64(id & 0x3FFF_FFFF) }
+
     /// Queues the rest of flight `id` (its write linked to its fdatasync), submitted with the
-    /// next wait. user_data: id << 33 | generation << 1 | (1 for the fdatasync).
+    /// next wait. user_data: low 30 bits of id << 33 | generation << 1 | (1 for the fdatasync).
     private func queueFlight(_ id: Int, _ flight: Flight) throws(WALError) {
         let remaining = flight.length - flight.written
         let fd = flight.file.descriptor
-        let tag = UInt64(id & 0x3FFF_FFFF) << 33 | (flight.generation & 0xFFFF_FFFF) << 1
+        let tag = Self.tagID(id) << 33 | (flight.generation & 0xFFFF_FFFF) << 1
         if remaining > 0 {
             let sqe = try nextSubmissionEntry(flight.file.path)
             io_uring_prep_write(sqe, fd, flight.base + flight.written, UInt32(remaining),
@@ -348,9 +357,12 @@ final class IOUringEngine: IOEngine {
             return
         }
         flightCompletionsDue -= 1
-        let id = Int(tag >> 33)
         let isSync = tag & 1 == 1
-        guard var flight = flights[id], (tag >> 1) & 0xFFFF_FFFF == flight.generation & 0xFFFF_FFFF else {
+        // user_data keeps 30 bits of the id; the flights in flight (at most 16, consecutive
+        // ids) never share them, so the lookup is by those bits, not by the whole id — which
+        // passes 2^30 after about 42 hours at the measured flight rates.
+        guard let id = flights.keys.first(where: { Self.tagID($0) == tag >> 33 }), var flight = flights[id],
+              (tag >> 1) & 0xFFFF_FFFF == flight.generation & 0xFFFF_FFFF else {
             return  // the cancelled fdatasync of a write that was resubmitted
         }
         let path = flight.file.path
@@ -500,6 +512,9 @@ final class IOUringEngine: IOEngine {
 
     /// Waits for the next completion and returns its tag and result.
     private func rawCompletion(_ path: String) throws(WALError) -> (UInt64, Int32) {
+        if let code = TestHooks.fault("io_uring_wait_cqe", path) {
+            throw WALError.io(operation: "io_uring_wait_cqe", errno: code, path: path)
+        }
         if unsubmitted {
             while true {
                 let result = io_uring_submit_and_wait(ring, 1)

@@ -66,6 +66,21 @@ package enum TestHooks {
     nonisolated(unsafe) static var commitAppendedHook: (@Sendable (_ directory: String, _ lsn: UInt64) -> Void)?
     #endif
 
+    #if WAL_TEST_HOOKS
+    /// Where a new writer's flight ids start (to test what happens at a counter's wrap).
+    nonisolated(unsafe) static var firstFlightIDOverride: Int?
+    #endif
+
+    /// The id before a new writer's first flight: 0, or what a test set.
+    @inline(__always)
+    package static var firstFlightID: Int {
+        #if WAL_TEST_HOOKS
+        return firstFlightIDOverride ?? 0
+        #else
+        return 0
+        #endif
+    }
+
     /// Lets a test act in the window between a commit's append and its wait.
     @inline(__always)
     package static func commitAppended(_ directory: String, _ lsn: UInt64) {

@@ -385,6 +385,12 @@ package final class SegmentWriter {
     }
 
     /// Gives a failed job's buffer back (the WAL refuses further writes anyway).
+    /// The kernel may still read the ring's buffers (see ``IOEngine/abandonFlights()``): they
+    /// are never reused, and stay allocated after this writer is gone.
+    package func pinBuffersForever() {
+        AlignedBuffer.pinForever(ring)
+    }
+
     package func returnBuffer(of job: Job) {
         if job.buffer >= 0 { out -= 1 }
     }
