@@ -51,54 +51,83 @@ extension LogWriter {
     /// Blocks until every record up to `lsn` is durable, flushing itself when nobody else is.
     /// Fails with ``WALError/truncated(after:)`` or ``WALError/logReset(to:)`` when a cut
     /// removed what `claim` is about — checked before waiting and after being woken, so a
-    /// commit is never acknowledged for a record a cut took away before it was durable.
+    /// commit is never acknowledged for a record a cut took away before it was durable. A
+    /// ``DurabilityClaim/prefix`` wait is never failed by a cut: what a cut removed needs no
+    /// durability, so it waits for what is left of its prefix.
     package func waitUntilDurable(_ lsn: LSN, _ claim: DurabilityClaim) throws(WALError) {
-        let waiter: CommitWaiters.ThreadWaiter? = try locked { () throws(WALError) -> CommitWaiters.ThreadWaiter? in
-            while true {
-                if let removed = removal(lsn, claim: claim) { throw removed }
-                if lastDurableLSN >= lsn { return nil }
-                if let failure { throw WALError.failed(failure) }
-                if isClosed { throw WALError.closed }
-                guard lsn < lastNextLSN else { throw WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN) }
-                if !ioRoleHeld && flushesInOwnThread {
-                    runCycle(want: lsn)
-                    continue
+        while true {
+            let waiter: CommitWaiters.ThreadWaiter? = try locked { () throws(WALError) -> CommitWaiters.ThreadWaiter? in
+                while true {
+                    if let removed = removal(lsn, claim: claim) { throw removed }
+                    let wanted = wantedLSN(lsn, claim)
+                    if lastDurableLSN >= wanted { return nil }
+                    if let failure { throw WALError.failed(failure) }
+                    if isClosed { throw WALError.closed }
+                    guard wanted < lastNextLSN else { throw WALError.lsnNotAppended(lsn: wanted, nextLSN: lastNextLSN) }
+                    if !ioRoleHeld && flushesInOwnThread {
+                        runCycle(want: wanted)
+                        continue
+                    }
+                    // Someone else's flush is on disk: wait to be woken by the flush that covers
+                    // this LSN (run by whoever holds the role then, often the flusher thread).
+                    let waiter = CommitWaiters.ThreadWaiter()
+                    waiters.add(lsn: wanted, thread: waiter)
+                    demandArrived()
+                    return waiter
                 }
-                // Someone else's flush is on disk: wait to be woken by the flush that covers
-                // this LSN (run by whoever holds the role then, often the flusher thread).
-                let waiter = CommitWaiters.ThreadWaiter()
-                waiters.add(lsn: lsn, thread: waiter)
-                demandArrived()
-                return waiter
             }
+            guard let waiter else { return }
+            if let outcome = waiter.wait() {
+                if Self.isCut(outcome), case .prefix = claim { continue }  // wait for what is left
+                throw outcome
+            }
+            if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
+            return
         }
-        guard let waiter else { return }
-        if let outcome = waiter.wait() { throw outcome }
-        if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
+    }
+
+    /// The LSN a wait waits for: a prefix wait never waits beyond the log's end, which a cut
+    /// may have moved below `lsn` (lock held).
+    private func wantedLSN(_ lsn: LSN, _ claim: DurabilityClaim) -> LSN {
+        if case .prefix = claim { return min(lsn, lastNextLSN - 1) }
+        return lsn
+    }
+
+    private static func isCut(_ error: WALError) -> Bool {
+        switch error {
+        case .truncated, .logReset: true
+        default: false
+        }
     }
 
     /// Suspends (never blocks) until every record up to `lsn` is durable; the flusher thread
     /// does the flushing. Fails as ``waitUntilDurable(_:_:)`` when a cut removed what `claim`
     /// is about.
     package func durable(_ lsn: LSN, _ claim: DurabilityClaim) async throws(WALError) {
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Void, WALError>? = locked {
-                    if let removed = removal(lsn, claim: claim) { return .failure(removed) }
-                    if lastDurableLSN >= lsn { return .success(()) }
-                    if let failure { return .failure(WALError.failed(failure)) }
-                    if isClosed { return .failure(WALError.closed) }
-                    guard lsn < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: lsn, nextLSN: lastNextLSN)) }
-                    waiters.add(lsn: lsn, task: continuation)
-                    demandArrived()
-                    return nil
+        while true {
+            do {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let outcome: Result<Void, WALError>? = locked {
+                        if let removed = removal(lsn, claim: claim) { return .failure(removed) }
+                        let wanted = wantedLSN(lsn, claim)
+                        if lastDurableLSN >= wanted { return .success(()) }
+                        if let failure { return .failure(WALError.failed(failure)) }
+                        if isClosed { return .failure(WALError.closed) }
+                        guard wanted < lastNextLSN else { return .failure(WALError.lsnNotAppended(lsn: wanted, nextLSN: lastNextLSN)) }
+                        waiters.add(lsn: wanted, task: continuation)
+                        demandArrived()
+                        return nil
+                    }
+                    if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
                 }
-                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+            } catch {
+                let error = error as! WALError
+                if Self.isCut(error), case .prefix = claim { continue }
+                throw error
             }
-        } catch {
-            throw error as! WALError
+            if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
+            return
         }
-        if let removed = locked({ removal(lsn, claim: claim) }) { throw removed }
     }
 
     /// Starts making every record up to `lsn` durable without waiting (the flusher does it).

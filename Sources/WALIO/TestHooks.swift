@@ -81,6 +81,23 @@ package enum TestHooks {
         #endif
     }
 
+    #if WAL_TEST_HOOKS
+    /// How far a segment of the directory grows after a failed rollover before the next
+    /// attempt (nil: the default), so that a test sees several failed rollovers in a short
+    /// workload.
+    nonisolated(unsafe) static var rolloverRetryDistanceHook: (@Sendable (_ directory: String) -> Int64?)?
+    #endif
+
+    /// The retry distance a test set for `directory`, if any.
+    @inline(__always)
+    package static func rolloverRetryDistance(_ directory: String) -> Int64? {
+        #if WAL_TEST_HOOKS
+        return rolloverRetryDistanceHook?(directory)
+        #else
+        return nil
+        #endif
+    }
+
     /// Lets a test act in the window between a commit's append and its wait.
     @inline(__always)
     package static func commitAppended(_ directory: String, _ lsn: UInt64) {

@@ -14,10 +14,11 @@ import WALSegments
 /// - `.full`: the whole log read with the replay rules (and authenticated, when a key ring is
 ///   configured) before the WAL opens.
 ///
-/// Any problem found refuses the open with the error replay would throw, and nothing is
-/// changed on disk. With `.recent`, damage inside an older sealed segment (past its first
-/// record) and the authentication of encrypted records are left to replay and `wal verify`;
-/// `.full` leaves nothing.
+/// Any problem found refuses the open with the error replay would throw; this check changes
+/// nothing on disk (the open finishes an interrupted cut and migrates a legacy file before
+/// it). With `.recent`, damage inside an older sealed segment (past its first record) and the
+/// authentication of encrypted records are left to replay and `wal verify`; `.full` leaves
+/// nothing.
 package enum Recovery {
     /// Checks the log as `verification` says and returns where it ends; nil when there is no
     /// segment. Reads only: nothing is repaired here.

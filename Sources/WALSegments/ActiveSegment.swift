@@ -84,7 +84,7 @@ package final class ActiveSegment {
     /// soft), so a lasting failure costs one failed append per retry, not every append.
     private var retryRolloverAt: Int64?
     /// How much the active segment grows after a failed rollover before the next attempt.
-    static let rolloverRetryDistance: Int64 = 64 * 1024
+    var rolloverRetryDistance: Int64 { TestHooks.rolloverRetryDistance(settings.directory) ?? 64 * 1024 }
 
     /// Opens the log for writing: resumes the last segment at `tail` (everything after its
     /// last valid record cut off, and the cut made durable) or, with no segment, creates the
@@ -177,10 +177,14 @@ package final class ActiveSegment {
     ///
     /// Order matters for crashes and failures: (1) the active segment is made durable and cut
     /// to its last record; (2) the next file is obtained — the preallocated spare renamed, or
-    /// a new file — and if that fails (ENOSPC, EMFILE) nothing of the log changed and no
-    /// descriptor or file of the attempt is left, and the next attempt waits until the segment
-    /// has grown by another ``rolloverRetryDistance``; (3) the old file is closed and the
-    /// directory fsynced. A crash at any point leaves a log that replays in full.
+    /// a new file — and if that fails (ENOSPC, EMFILE) nothing of the log changed: no
+    /// descriptor of the attempt is left, its file (a renamed spare, or a file created) is
+    /// unlinked and the directory fsynced *before* appends go on in the old segment — else a
+    /// crash could keep the new name but not its removal, and the log would have a segment
+    /// named inside the old one's records (refused at open). If that removal cannot be made
+    /// durable, the failure is fatal. The next attempt waits until the segment has grown by
+    /// another ``rolloverRetryDistance``; (3) the old file is closed and the directory fsynced.
+    /// A crash at any point leaves a log that replays in full.
     package func roll() throws(RolloverFailure) {
         let old = writer
         guard old.nextLSN > old.firstLSN else { return }
@@ -193,10 +197,16 @@ package final class ActiveSegment {
         do throws(WALError) {
             next = try nextSegment(firstLSN: old.nextLSN)
         } catch {
+            // Whatever the attempt left under the next segment's name goes, durably.
+            do throws(WALError) {
+                try removeDurably(SegmentDirectory.path(settings.directory, firstLSN: old.nextLSN))
+            } catch let cleanup {
+                throw .fatal(cleanup)
+            }
             // The spare (if any) is used up: the retry creates a plain file rather than
             // preparing another spare that would fail the same way.
             spareRequested = true
-            retryRolloverAt = old.logicalEnd + Self.rolloverRetryDistance
+            retryRolloverAt = old.logicalEnd + rolloverRetryDistance
             throw .recoverable(error)
         }
         spareRequested = false
@@ -223,18 +233,20 @@ package final class ActiveSegment {
             try? Syscall.unlink(spare)  // the retry creates a plain file; leave nothing behind
             throw error
         }
+        // A failure from here on leaves the renamed spare under `path`: roll() removes it.
+        let file = try SegmentFile.open(path: path, create: false, directIO: directIO, logger: settings.logger)
         do throws(WALError) {
-            let file = try SegmentFile.open(path: path, create: false, directIO: directIO, logger: settings.logger)
-            do throws(WALError) {
-                return try Self.writer(for: file, firstLSN: firstLSN, settings: settings, engine: engine)
-            } catch {
-                file.close()
-                throw error
-            }
+            return try Self.writer(for: file, firstLSN: firstLSN, settings: settings, engine: engine)
         } catch {
-            try? Syscall.unlink(path)
+            file.close()
             throw error
         }
+    }
+
+    /// Unlinks `path` if it exists and fsyncs the directory: the removal survives a crash.
+    private func removeDurably(_ path: String) throws(WALError) {
+        if try Syscall.entryType(path) != nil { try Syscall.unlink(path) }
+        try Syscall.fsyncDirectory(settings.directory)
     }
 
     /// Makes everything durable and cuts the active segment to its last record; closes it.

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import WAL
 @testable import WALCrash
+@testable import WALSegments
 
 /// Every crash state reopens with everything acknowledged (``CrashStateModel``).
 ///
@@ -57,8 +58,18 @@ struct CrashStateTests {
         /// Several flushes in flight: eight threads committing concurrently (group commit by
         /// the flusher's pipeline).
         case pipelinedConcurrentCommitters
+        /// Small segments with preallocation, and rollovers that fail at each of their
+        /// recoverable steps in turn (``rolloverFaults()``: the spare's rename, the open of the
+        /// renamed spare, the O_DIRECT open of a created file); appends go on in the old segment.
+        case failedRollover
 
         var description: String { rawValue }
+
+        /// The scenarios to run: all, or those named in `WAL_CRASH_SCENARIOS` (comma-separated).
+        static var selected: [Scenario] {
+            guard let names = ProcessInfo.processInfo.environment["WAL_CRASH_SCENARIOS"] else { return allCases }
+            return names.split(separator: ",").compactMap { Scenario(rawValue: String($0)) }
+        }
 
         /// Runs with several flushes in flight.
         var isPipelined: Bool { rawValue.hasPrefix("pipelined") }
@@ -153,7 +164,7 @@ struct CrashStateTests {
             break
         case .pipelinedPartialBlockRewrite, .pipelinedStreaming, .pipelinedConcurrentCommitters:
             configuration.flushesInFlight = 4
-        case .rolloverWithPreallocation, .truncation:
+        case .rolloverWithPreallocation, .truncation, .failedRollover:
             configuration.segmentTargetSize = 12 << 10
             configuration.preallocation = .allocated
         case .rolloverWithoutPreallocation:
@@ -228,6 +239,18 @@ struct CrashStateTests {
                 }
             }
             if let failure = failures.withLock({ $0.first }) { throw WALError.invalidConfiguration(failure) }
+        case .failedRollover:
+            // An append that triggers a failed rollover fails with the injected error (nothing
+            // appended); the same record is committed again and goes into the old segment.
+            // 3 KB records: rollovers every few commits; each recoverable step fails once.
+            for sequence in 0..<(2 * count) {
+                let payload = taggedPayload(writer: 5, sequence: sequence, size: 3000)
+                do {
+                    try log.commit(payload)
+                } catch WALError.io(_, let errno, _) where errno == EMFILE {
+                    try log.commit(payload)
+                }
+            }
         case .truncation:
             for sequence in 0..<count { try log.commit(payload(sequence)) }
             let checkpoint = log.wal.nextLSN - 2
@@ -238,7 +261,7 @@ struct CrashStateTests {
     }
 
     @Test("Every crash state reopens with every acknowledged record",
-          arguments: Scenario.allCases, CrashStateModel.Unit.allCases)
+          arguments: Scenario.selected, CrashStateModel.Unit.allCases)
     func everyCrashStateReopens(scenario: Scenario, unit: CrashStateModel.Unit) throws {
         var total = Report()
         for engine in availableEngines {
@@ -322,6 +345,39 @@ struct CrashStateTests {
         }
     }
 
+    /// EMFILE at the recoverable steps of rollovers, one after the other: the first rename of
+    /// the spare (attempt 1); the first open of the next new segment name (a renamed spare: it
+    /// exists under its name when the open fails); the second open of the name after that (the
+    /// O_DIRECT open of a created or renamed file); then the same again. Rollovers between
+    /// them succeed.
+    static func rolloverFaults(fired: Locked<[String]>) -> @Sendable (String, String) -> Int32? {
+        let state = Locked((renames: 0, names: [String: Int](), opens: [String: Int]()))
+        return { operation, path in
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            let fault = state.withLock { state -> Int32? in
+                switch operation {
+                case "rename" where name == Preallocator.spareName:
+                    state.renames += 1
+                    return state.renames % 6 == 1 ? EMFILE : nil
+                case "open" where SegmentName.parse(name) != nil:
+                    let ordinal = state.names[name] ?? state.names.count  // 0: the first segment
+                    state.names[name] = ordinal
+                    let attempt = (state.opens[name] ?? 0) + 1
+                    state.opens[name] = attempt
+                    switch ordinal % 6 {
+                    case 2: return attempt == 1 ? EMFILE : nil
+                    case 4: return attempt == 2 ? EMFILE : nil
+                    default: return nil
+                    }
+                default:
+                    return nil
+                }
+            }
+            if fault != nil { fired.withLock { $0.append("\(operation) \(name)") } }
+            return fault
+        }
+    }
+
     // MARK: Exploring
 
     static func explore(_ scenario: Scenario, engine: IOEngineChoice, unit: CrashStateModel.Unit,
@@ -331,9 +387,19 @@ struct CrashStateTests {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
             let configuration = configuration(scenario, directory: directory, engine: engine)
             let log = try Log(configuration, model: CrashStateModel())
-            try FaultHooks.shared.with(directory, log.model.handlers) {
+            var handlers = log.model.handlers
+            let fired = Locked<[String]>([])
+            if scenario == .failedRollover {
+                handlers.error = rolloverFaults(fired: fired)
+                handlers.rolloverRetryDistance = 8 << 10  // a failed rollover is retried 8 KiB later
+            }
+            try FaultHooks.shared.with(directory, handlers) {
                 try run(scenario, log: log)
                 try log.wal.close()
+            }
+            if scenario == .failedRollover {
+                let faults = fired.withLock { $0 }
+                print("failed rollovers [\(engine)]: \(faults.count) faults: \(faults.joined(separator: ", "))")
             }
             let appended = log.appended.withLock { $0 }
             var report = Report()

@@ -21,6 +21,8 @@ final class FaultHooks: Sendable {
         var observer: (@Sendable (SyscallEvent) -> Void)?
         /// Runs in a committing thread between its append and its wait, with the record's LSN.
         var commitAppended: (@Sendable (UInt64) -> Void)?
+        /// Bytes a segment grows after a failed rollover before the next attempt (nil: 64 KiB).
+        var rolloverRetryDistance: Int64?
     }
 
     static let shared = FaultHooks()
@@ -33,6 +35,7 @@ final class FaultHooks: Sendable {
         TestHooks.completionInjector = { operation, path, result in
             FaultHooks.shared.handlers(for: path)?.completion?(operation, path, result) ?? result
         }
+        TestHooks.rolloverRetryDistanceHook = { directory in FaultHooks.shared.handlers(for: directory)?.rolloverRetryDistance }
         TestHooks.commitAppendedHook = { directory, lsn in FaultHooks.shared.handlers(for: directory)?.commitAppended?(lsn) }
         TestHooks.observer = { event in
             let path: String

@@ -46,8 +46,12 @@ public final class SegmentedWAL: Sendable {
     /// The log is checked first as ``WALConfiguration/openVerification`` says (by default the
     /// segment names and the last two segments in full), with the replay rules: a log that
     /// replay would refuse — a misnamed or stray last segment, an LSN gap, damage in a sealed
-    /// segment, an unknown required record type — is refused with that error, and nothing on
-    /// disk is changed. Then the last segment's end is found by the end-of-log rules
+    /// segment, an unknown required record type — is refused with that error, and the check
+    /// itself changes nothing on disk. Two steps come before the check and are not undone by a
+    /// refusal: a legacy file (``WALConfiguration/legacyFile``) is migrated into the directory,
+    /// and a cut recorded and not finished (a crash during ``truncate(after:)`` or
+    /// ``reset(to:)``) is finished — every reader of this library already sees the log as cut.
+    /// Then the last segment's end is found by the end-of-log rules
     /// (docs/FORMAT.md); anything after its last valid record (a torn or partly persisted
     /// write, stale bytes) is cut off and the cut made durable before this returns.
     public init(configuration: WALConfiguration) throws(WALError) {
