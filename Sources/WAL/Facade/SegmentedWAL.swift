@@ -399,9 +399,11 @@ public final class SegmentedWAL: Sendable {
     /// boundary; an `lsn` below the first retained record empties the log, as ``reset(to:)``
     /// does. Nothing happens when no record lies above `lsn`.
     ///
-    /// Appends and flushes wait while the cut runs. Commits waiting for records above `lsn`
-    /// fail with ``WALError/truncated(after:)`` (their records are not kept); records still
-    /// buffered above it are dropped. A live tailer (``records(from:follow:)``) that had read
+    /// Appends and flushes wait while the cut runs. Commits for records above `lsn` that are
+    /// not yet durable fail with ``WALError/truncated(after:)`` (their records are not kept),
+    /// whether they were already waiting or had only appended — never an acknowledgement for a
+    /// record the cut removed, even once a later record has its LSN; records still buffered
+    /// above it are dropped. ``waitUntilDurable(_:)`` knows only LSNs: see its doc. A live tailer (``records(from:follow:)``) that had read
     /// past `lsn` ends with ``WALError/truncated(after:)``; one at or below `lsn` + 1 goes on.
     ///
     /// - Throws: ``WALError/closed``, ``WALError/failed(_:)``, or the I/O error that stopped the
