@@ -145,7 +145,7 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
         /// the task is cancelled, the WAL closes, or (not following) the durable end is reached.
         public mutating func next() async throws(WALError) -> WALRecord? {
             guard !ended else { return nil }
-            do {
+            do throws(WALError) {
                 while true {
                     if Task.isCancelled { return end() }
                     if try await catchUpWithCuts() { continue }
@@ -155,7 +155,16 @@ public struct LiveRecordStream: AsyncSequence, Sendable {
                         held = nil
                         return record
                     }
-                    if let record = try cursor.next() {
+                    let next: WALRecord?
+                    do throws(WALError) {
+                        next = try cursor.next()
+                    } catch {
+                        // Bytes read while a cut rewrote the segment's end can look like damage:
+                        // after a cut, look at where it left the log instead of believing them.
+                        if cutBegan { continue }
+                        throw error
+                    }
+                    if let record = next {
                         if cutBegan {
                             // Read across the start of a cut: drop it, look at where the cut left the log.
                             cursor = stream.makeCursor(from: record.lsn)

@@ -320,7 +320,7 @@ struct LogCutTests {
     func invalidLSN() throws {
         try withTemporaryDirectory { directory in
             let wal = try SegmentedWAL(configuration: testConfiguration(directory))
-            #expect(throws: WALError.invalidArgument("LSN \(LSN.max) leaves no LSN for the next record")) {
+            #expect(throws: WALError.invalidArgument("LSN \(LSN.max) leaves no LSN for the next record (the last is \(LSNDomain.last))")) {
                 try wal.reset(to: .max)
             }
             try Self.commit(wal, epoch: 1, count: 2)
