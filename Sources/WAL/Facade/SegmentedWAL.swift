@@ -177,7 +177,7 @@ public final class SegmentedWAL: Sendable {
     /// Appends a record and suspends until it is durable; returns its LSN. The wait never
     /// blocks a thread (the WAL's flusher thread does the I/O); the append itself may wait
     /// briefly when both buffers are full. A commit racing a cut fails as the blocking
-    /// ``commit(_:tenant:vshard:payload:)`` does.
+    /// ``commit(_:tenant:vshard:payload:)-3t0un`` does.
     @discardableResult
     public func commit<Payload: Collection<UInt8> & Sendable>(_ type: RecordType, tenant: UInt32 = 0, vshard: UInt16 = 0,
                                                              payload: Payload) async throws(WALError) -> LSN {
@@ -200,7 +200,7 @@ public final class SegmentedWAL: Sendable {
     /// It knows the record only by its LSN: when a cut removes `lsn` while the call waits, or
     /// a ``reset(to:)`` removed it before (an `lsn` at or below the reset's), it fails with the
     /// cut's error; but once a cut has handed `lsn` to a new record, it waits for that one. A
-    /// caller that appends and waits while another thread may cut uses ``commit(_:tenant:vshard:payload:)``,
+    /// caller that appends and waits while another thread may cut uses ``commit(_:tenant:vshard:payload:)-3t0un``,
     /// which knows its own record.
     ///
     /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)`` for an LSN not appended yet,
