@@ -29,6 +29,7 @@ package enum DurabilityClaim: Sendable {
 extension LogWriter {
     /// The error of the first cut since `ticket` was issued that removed its record (lock held).
     func removal(of ticket: AppendTicket) -> WALError? {
+        guard ticket.cuts < cutHistory.count else { return nil }  // no cut since: the usual case
         for cut in cutHistory.dropFirst(ticket.cuts) {
             switch cut.kind {
             case .reset: return .logReset(to: cut.lsn)
