@@ -34,10 +34,8 @@ package struct RecordCipher: Sendable {
     }
 
     /// Encrypts `payload` for the record `header` describes (its type without the encrypted
-    /// flag) and hands `body` the ciphertext and the tag, which are stored in that order. The
-    /// pieces are passed as they come out of AES-GCM, with no copy into an intermediate array.
-    package func seal(_ payload: UnsafeRawBufferPointer, header: RecordHeader,
-              _ body: (_ ciphertext: UnsafeRawBufferPointer, _ tag: UnsafeRawBufferPointer) throws(WALError) -> Void) throws(WALError) {
+    /// flag); the record stores the ciphertext and then the tag.
+    package func seal(_ payload: UnsafeRawBufferPointer, header: RecordHeader) throws(WALError) -> SealedPayload {
         let box: AES.GCM.SealedBox
         do {
             box = try AES.GCM.seal(payload, using: key, nonce: nonce(lsn: header.lsn),
@@ -45,9 +43,7 @@ package struct RecordCipher: Sendable {
         } catch {
             throw WALError.invalidKey("AES-GCM refused to encrypt: \(error)")
         }
-        try box.ciphertext.withUnsafeBytes { ciphertext in
-            box.tag.withUnsafeBytes { tag in Result { () throws(WALError) in try body(ciphertext, tag) } }
-        }.get()
+        return SealedPayload(ciphertext: Array(box.ciphertext), tag: Array(box.tag))
     }
 
     /// Decrypts a stored payload; nil when authentication fails (wrong key or epoch, or any
@@ -80,4 +76,12 @@ package struct RecordCipher: Sendable {
         bytes.withUnsafeMutableBytes { plain.encode(into: $0) }
         return bytes
     }
+}
+
+/// A sealed record payload, as it is stored: the ciphertext, then the tag.
+package struct SealedPayload: Sendable {
+    package let ciphertext: [UInt8]
+    package let tag: [UInt8]
+    /// Bytes stored.
+    package var count: Int { ciphertext.count + tag.count }
 }

@@ -65,72 +65,24 @@ package struct WriteRequest {
     }
 }
 
-/// The data path of a segment file: it writes a request, durably when the request says so —
-/// nothing else. Engines differ in how they move bytes, never in which bytes they move: the
-/// segment writer decides every byte, offset and durability, so both engines produce
-/// identical files, and an engine keeps no history of earlier writes.
+/// The data path of a segment file, one request at a time: it writes a request in the form
+/// ``form(of:isEmpty:)`` gives it, and returns once the request has completed — nothing else.
+/// Engines differ in how they move bytes, never in which bytes they move: the segment writer
+/// decides every byte, offset and durability, so both engines produce identical files, and an
+/// engine keeps no history of earlier writes.
 ///
-/// Two ways to use an engine. One flush at a time: ``submit(_:)`` then ``complete()``, which
-/// waits for it (both engines). Several flushes in flight (an engine whose
-/// ``maxFlushesInFlight`` is above 1, io_uring): ``start(_:id:)`` submits a request and returns,
-/// ``nextFlightEvent(armDoorbell:)`` reports its write's completion and, separately, its
-/// fdatasync's, so that the next write can go out while earlier fdatasyncs are still on disk.
-/// The two ways never overlap: every flight has completed before ``submit(_:)`` is used again.
+/// An engine that can keep several requests in flight is a ``FlightEngine`` as well.
 package protocol IOEngine: AnyObject {
     var kind: IOEngineKind { get }
 
-    /// Starts `request`. A synchronous engine finishes it before returning.
-    func submit(_ request: WriteRequest) throws(WALError)
+    /// What a request of this durability becomes on the device (``WriteForm``): the writer
+    /// asks, rather than guessing, whether a write is durable by itself.
+    func form(of durability: WriteDurability, isEmpty: Bool) -> WriteForm
 
-    /// Waits for the oldest submitted request and throws its failure.
-    func complete() throws(WALError)
+    /// Writes `request` and waits until it has completed (durable, when it asks to be).
+    /// Never called while flights of a ``FlightEngine`` are in flight.
+    func write(_ request: WriteRequest) throws(WALError)
 
-    /// How many flushes this engine can keep in flight through ``start(_:id:)`` (1: none, use
-    /// ``submit(_:)``).
-    var maxFlushesInFlight: Int { get }
-
-    /// Submits `request` as flight `id` and returns without waiting. A request that must be
-    /// ``WriteDurability/fileData`` is a write linked to an fdatasync (an empty one, an
-    /// fdatasync alone): the fdatasync covers every write that completed before it was issued.
-    /// A ``WriteDurability/thisWrite`` request is a write durable by itself (`RWF_DSYNC`),
-    /// covering its own range only. The caller never has two writes of one block in flight
-    /// (they have no defined order on the device) and starts a write that is not durable by
-    /// itself only once every earlier write's ``FlightEvent/written(_:)`` has arrived.
-    func start(_ request: WriteRequest, id: Int) throws(WALError)
-
-    /// Waits for the next event of the flights started; with `armDoorbell`, ``ringDoorbell()``
-    /// also ends the wait (``FlightEvent/doorbell``).
-    func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent
-
-    /// Ends a ``nextFlightEvent(armDoorbell:)`` waiting with `armDoorbell` (any thread).
-    func ringDoorbell()
-
-    /// After a failure: waits until the kernel is done with every request started (so that no
-    /// buffer is still read), and forgets them. False when that could not be established (the
-    /// ring itself failed while completions were due): the kernel may still read the flights'
-    /// buffers, which the caller must then never reuse or free (``AlignedBuffer/pinForever(_:)``).
-    func abandonFlights() -> Bool
-
-    /// Releases the engine's resources. Every submitted request must have been completed.
+    /// Releases the engine's resources. Every request must have completed.
     func shutdown()
-}
-
-/// What ``IOEngine/nextFlightEvent(armDoorbell:)`` reports.
-package enum FlightEvent: Equatable {
-    /// The flight's write completed in full: its buffer is free, the next write may start.
-    case written(Int)
-    /// The flight is durable: its fdatasync completed (every write completed before that
-    /// flight's write, and the write itself, is durable), or its write durable by itself did
-    /// (its own range only; reported right after ``written(_:)``).
-    case synced(Int)
-    /// ``IOEngine/ringDoorbell()`` was called.
-    case doorbell
-}
-
-extension IOEngine {
-    var maxFlushesInFlight: Int { 1 }
-    func start(_ request: WriteRequest, id: Int) throws(WALError) { preconditionFailure("\(kind) keeps one flush in flight") }
-    func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent { preconditionFailure("\(kind) keeps one flush in flight") }
-    func ringDoorbell() {}
-    func abandonFlights() -> Bool { true }
 }

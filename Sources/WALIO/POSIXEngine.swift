@@ -1,25 +1,28 @@
 import WALFormat
 
 /// The fallback engine: one pwrite (continued after short writes) and, when the request asks
-/// for durability, one fdatasync. Every request completes before ``submit(_:)`` returns, so
-/// ``complete()`` has nothing to wait for.
+/// for durability, one fdatasync (``WriteForm/posix(_:isEmpty:)``). It keeps one request in
+/// flight; the WAL drives it through ``SerialFlights``.
 final class POSIXEngine: IOEngine {
     var kind: IOEngineKind { .posix }
 
     init() {}
 
-    func submit(_ request: WriteRequest) throws(WALError) {
+    func form(of durability: WriteDurability, isEmpty: Bool) -> WriteForm {
+        .posix(durability, isEmpty: isEmpty)
+    }
+
+    func write(_ request: WriteRequest) throws(WALError) {
         let file = request.file
-        if !request.bytes.isEmpty {
+        let form = form(of: request.durability, isEmpty: request.bytes.isEmpty)
+        if form.write != .nothing {
             AlignedBuffer.assertAligned(request.bytes, offset: request.offset, direct: file.isDirect)
             try Syscall.pwriteAll(file.descriptor, request.bytes, offset: request.offset, path: file.path, direct: file.isDirect)
         }
-        if request.durability != .none {
+        if form.fdatasync {
             try Syscall.fdatasync(file.descriptor, path: file.path)
         }
     }
-
-    func complete() throws(WALError) {}
 
     func shutdown() {}
 }

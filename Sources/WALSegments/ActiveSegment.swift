@@ -72,7 +72,7 @@ package final class ActiveSegment {
 
     /// The segment being appended to.
     @exclusivity(unchecked) package private(set) var writer: SegmentWriter
-    package let engine: IOEngine
+    let engine: IOEngine
     private let settings: Settings
     private let preallocator: Preallocator?
     /// Decided once: after a fallback, later segments open buffered without asking (and logging) again.

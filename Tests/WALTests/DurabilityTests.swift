@@ -60,7 +60,7 @@ struct DurabilityTests {
             let onDisk = try fileBytes(path)
             // While active, the file may extend past the last record with zeros (block padding and
             // the zeros written ahead of small jobs), nothing else.
-            #expect(onDisk.count >= logical && onDisk.count <= (logical + 4095) / 4096 * 4096 + SegmentWriter.zeroAhead)
+            #expect(onDisk.count >= logical && onDisk.count <= (logical + 4095) / 4096 * 4096 + BufferRing.zeroAhead)
             #expect(onDisk[logical...].allSatisfy { $0 == 0 })
             // Every record starts where the previous one ended.
             var offset = 0
@@ -325,7 +325,7 @@ struct ZeroAheadTests {
             // A crash now: copy the directory as it is on disk while the WAL is still open.
             let segment = try #require(try segmentPaths(directory).first)
             let logicalEnd = payloads.reduce(0) { $0 + 30 + $1.count }
-            #expect(try fileSize(segment) >= SegmentWriter.zeroAhead, "small commits should have written zeros ahead")
+            #expect(try fileSize(segment) >= BufferRing.zeroAhead, "small commits should have written zeros ahead")
             try withTemporaryDirectory { copy in
                 let copied = copy + "/" + (segment as NSString).lastPathComponent
                 try writeFile(copied, try fileBytes(segment))

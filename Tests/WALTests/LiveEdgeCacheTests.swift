@@ -100,7 +100,7 @@ struct LiveEdgeCacheTests {
                 var configuration = testConfiguration(dir)
                 configuration.bufferSize = bufferSize
                 let wal = try SegmentedWAL(configuration: configuration)
-                #expect(wal.writer.liveEdge.capacity == max(LiveEdgeCache.defaultCapacity, bufferSize))
+                #expect(wal.logWriter.liveEdge.capacity == max(LiveEdgeCache.defaultCapacity, bufferSize))
                 try wal.close()
             }
         }

@@ -117,7 +117,7 @@ struct TailingTests {
         try await withTemporaryDirectory { dir in
             let wal = try SegmentedWAL(configuration: testConfiguration(dir, engine: engine))
             try await wal.commit(.put, payload: [0])
-            let cache = wal.writer.liveEdge
+            let cache = wal.logWriter.liveEdge
             let tailer = Task { try await tail(wal, from: 1, count: 201) }
             for i in 1...200 {
                 try await wal.commit(.put, payload: taggedPayload(writer: 1, sequence: i, size: 100))

@@ -13,7 +13,7 @@ extension SegmentedWAL {
         do {
             // A durable LSN that is never reached: this watcher ends only by failure, close
             // or cancellation (nil).
-            _ = try await writer.durableLSN(reaching: .max)
+            _ = try await logWriter.durableLSN(reaching: .max)
         } catch .closed {
             return
         }

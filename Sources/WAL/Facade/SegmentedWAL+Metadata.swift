@@ -19,7 +19,7 @@ extension SegmentedWAL {
             throw WALError.payloadTooLarge(size: bytes.count, limit: MetadataFile.maxSize)
         }
         try metadataState.withLock { (state) throws(WALError) in
-            if let reason = writer.unusableReason { throw reason }
+            if let reason = logWriter.unusableReason { throw reason }
             if let failure = state.failure { throw WALError.failed(failure) }
             let file = try state.file(self)
             do throws(WALError) {
@@ -39,7 +39,7 @@ extension SegmentedWAL {
     ///   ``WALError/closed``.
     public func metadata() throws(WALError) -> [UInt8]? {
         try metadataState.withLock { (state) throws(WALError) -> [UInt8]? in
-            if !writer.isUsable, writer.unusableReason == .closed { throw WALError.closed }
+            if !logWriter.isUsable, logWriter.unusableReason == .closed { throw WALError.closed }
             return try state.file(self).read()
         }
     }

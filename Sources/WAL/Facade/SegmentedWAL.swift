@@ -28,11 +28,11 @@ public final class SegmentedWAL: Sendable {
     /// The configuration the WAL was opened with.
     public let configuration: WALConfiguration
     /// The engine moving the bytes.
-    public var engine: IOEngineKind { writer.engineKind }
+    public var engine: IOEngineKind { logWriter.engineKind }
     /// Whether segment files are written with O_DIRECT.
-    public var isDirectIO: Bool { writer.isDirectIO }
+    public var isDirectIO: Bool { logWriter.isDirectIO }
 
-    let writer: LogWriter
+    let logWriter: LogWriter
     private let lock: DirectoryLock
     /// Point reads by LSN (``record(at:)``), with their sparse segment indexes.
     private let pointReader: PointReader
@@ -83,22 +83,23 @@ public final class SegmentedWAL: Sendable {
                                          recordTypes: configuration.recordTypes, keyRing: configuration.encryption)
         let active = try ActiveSegment(resuming: tail, settings: .init(
             directory: directory, segmentTargetSize: configuration.segmentTargetSize, bufferSize: configuration.bufferSize,
-            buffers: engine.maxFlushesInFlight + 1,
+            buffers: engine.maxFlights + 1,
             directIO: configuration.directIO, preallocation: configuration.preallocation, encryption: configuration.encryption,
             logger: logger), engine: engine)
         self.pointReader = PointReader(directory: directory, recordTypes: configuration.recordTypes,
                                        keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext)
-        self.writer = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay, metricsDimensions: configuration.metricsDimensions,
-                                             bufferSize: configuration.bufferSize, logger: logger),
-                              segments: active)
+        self.logWriter = LogWriter(options: .init(maxBatchDelay: configuration.maxBatchDelay,
+                                                  metricsDimensions: configuration.metricsDimensions,
+                                                  bufferSize: configuration.bufferSize, logger: logger),
+                                   segment: active, engine: engine)
         logger.debug("WAL opened", metadata: [
             "directory": "\(directory)", "segments": "\(max(segments.count, 1))",
-            "nextLSN": "\(writer.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(writer.isDirectIO)",
+            "nextLSN": "\(logWriter.nextLSN)", "engine": "\(engine.kind)", "directIO": "\(logWriter.isDirectIO)",
         ])
     }
 
     deinit {
-        try? writer.close()
+        try? logWriter.close()
     }
 
     // MARK: Writing
@@ -127,7 +128,7 @@ public final class SegmentedWAL: Sendable {
         guard payload.count <= RecordHeader.maxPayloadLength else {
             throw WALError.payloadTooLarge(size: payload.count, limit: RecordHeader.maxPayloadLength)
         }
-        return try writer.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
+        return try logWriter.append(storedType: storedType, tenant: tenant, vshard: vshard, payload: payload)
     }
 
     /// Appends like ``append(_:tenant:vshard:payload:)``, returning the commit's ticket.
@@ -169,8 +170,8 @@ public final class SegmentedWAL: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         let ticket = try appendTicket(type, tenant: tenant, vshard: vshard, payload: payload)
         TestHooks.commitAppended(configuration.directory, ticket.lsn)
-        try writer.waitUntilDurable(ticket.lsn, .record(ticket))
-        writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        try logWriter.waitUntilDurable(ticket.lsn, .record(ticket))
+        logWriter.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
         return ticket.lsn
     }
 
@@ -184,14 +185,14 @@ public final class SegmentedWAL: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         let ticket = try appendTicket(type, tenant: tenant, vshard: vshard, payload: payload)
         TestHooks.commitAppended(configuration.directory, ticket.lsn)
-        try await writer.durable(ticket.lsn, .record(ticket))
-        writer.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+        try await logWriter.durable(ticket.lsn, .record(ticket))
+        logWriter.metrics.commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
         return ticket.lsn
     }
 
     /// Makes every record appended so far durable.
     public func sync() throws(WALError) {
-        try writer.sync()
+        try logWriter.sync()
     }
 
     /// Blocks until every record up to `lsn` is durable. Flushes in the calling thread when no
@@ -207,14 +208,14 @@ public final class SegmentedWAL: Sendable {
     ///   ``WALError/truncated(after:)`` / ``WALError/logReset(to:)`` as above,
     ///   ``WALError/failed(_:)`` when the flush failed, ``WALError/closed``.
     public func waitUntilDurable(_ lsn: LSN) throws(WALError) {
-        try writer.waitUntilDurable(lsn, .lsn)
+        try logWriter.waitUntilDurable(lsn, .lsn)
     }
 
     /// Suspends until every record up to `lsn` is durable, without blocking a thread.
     ///
     /// - Throws: as ``waitUntilDurable(_:)``.
     public func durable(_ lsn: LSN) async throws(WALError) {
-        try await writer.durable(lsn, .lsn)
+        try await logWriter.durable(lsn, .lsn)
     }
 
     /// Starts making every record up to `lsn` durable and returns at once: the WAL's flusher
@@ -224,31 +225,31 @@ public final class SegmentedWAL: Sendable {
     ///
     /// - Throws: ``WALError/lsnNotAppended(lsn:nextLSN:)``, ``WALError/closed``, ``WALError/failed(_:)``.
     public func requestDurability(upTo lsn: LSN) throws(WALError) {
-        try writer.requestDurability(upTo: lsn)
+        try logWriter.requestDurability(upTo: lsn)
     }
 
     /// The LSN the next appended record will get.
-    public var nextLSN: LSN { writer.nextLSN }
+    public var nextLSN: LSN { logWriter.nextLSN }
 
     /// The highest LSN known to be durable (0 when none is). Every record up to it survives a
     /// crash.
-    public var durableLSN: LSN { writer.durableLSN }
+    public var durableLSN: LSN { logWriter.durableLSN }
 
     /// The first LSN of the active segment.
-    public var activeSegmentFirstLSN: LSN { writer.activeSegmentFirstLSN }
+    public var activeSegmentFirstLSN: LSN { logWriter.activeSegmentFirstLSN }
 
     /// Syncs everything, trims the active segment to its last record, releases the files and
     /// the ring, and stops the flusher thread. Later calls throw ``WALError/closed``. Closing
     /// twice is harmless; a WAL that is deinitialised unclosed is closed then (errors ignored).
     public func close() throws(WALError) {
         defer { lock.release() }
-        try writer.close()
+        try logWriter.close()
     }
 
     /// Seals the active segment now and starts a new one at ``nextLSN``, whatever its size.
     /// Does nothing when the active segment holds no record yet.
     public func rollSegment() throws(WALError) {
-        try writer.rollSegment()
+        try logWriter.rollSegment()
     }
 
     // MARK: Reading
@@ -273,7 +274,7 @@ public final class SegmentedWAL: Sendable {
     public func records(from lsn: LSN, follow: Bool) -> LiveRecordStream {
         LiveRecordStream(directory: configuration.directory, from: lsn, recordTypes: configuration.recordTypes,
                          keyRing: configuration.encryption, requirePlaintext: configuration.requirePlaintext,
-                         follow: follow, source: .wal(writer))
+                         follow: follow, source: .wal(logWriter))
     }
 
     /// The records of a WAL directory from `lsn` on, without opening it for writing; with
@@ -322,12 +323,12 @@ public final class SegmentedWAL: Sendable {
         while true {
             // Read like a seqlock reader: a cut that ran meanwhile (its generation changed, or is
             // odd: under way) may have changed the bytes read, so read again.
-            let generation = writer.cutGeneration
+            let generation = logWriter.cutGeneration
             let last = min(hi, nextLSN - 1)
             guard lo <= last else { return [] }
-            if last > durableLSN { try writer.waitUntilDurable(last, .prefix) }
+            if last > durableLSN { try logWriter.waitUntilDurable(last, .prefix) }
             let read = Result { () throws(WALError) in try pointReader.records(from: lo, through: last, generation: generation) }
-            if generation % 2 == 0, writer.cutGeneration == generation { return try read.get() }
+            if generation % 2 == 0, logWriter.cutGeneration == generation { return try read.get() }
             sched_yield()
         }
     }
@@ -383,7 +384,7 @@ public final class SegmentedWAL: Sendable {
     /// a segment goes when the next one starts at or below `checkpoint`). The active segment is
     /// never deleted. The directory is fsynced after deletions.
     public func truncate(before checkpoint: LSN) throws(WALError) -> TruncationResult {
-        try writer.withActiveSegment { (activeFirstLSN) throws(WALError) -> TruncationResult in
+        try logWriter.withActiveSegment { (activeFirstLSN) throws(WALError) -> TruncationResult in
             try Truncation.truncate(directory: self.configuration.directory, before: checkpoint,
                                     activeFirstLSN: activeFirstLSN)
         }
@@ -410,7 +411,7 @@ public final class SegmentedWAL: Sendable {
     ///   cut — which also fails the WAL: reopening finishes the cut.
     public func truncate(after lsn: LSN) throws(WALError) {
         try checkCutLSN(lsn)
-        try writer.rewrite(LogCut(kind: .truncateAfter, lsn: lsn))
+        try logWriter.rewrite(LogCut(kind: .truncateAfter, lsn: lsn))
     }
 
     /// Empties the log: every record goes, and the next append gets `lsn` + 1, whatever the
@@ -427,7 +428,7 @@ public final class SegmentedWAL: Sendable {
     /// (docs/FORMAT.md, "Cutting the log's end").
     public func reset(to lsn: LSN) throws(WALError) {
         try checkCutLSN(lsn)
-        try writer.rewrite(LogCut(kind: .reset, lsn: lsn))
+        try logWriter.rewrite(LogCut(kind: .reset, lsn: lsn))
     }
 
     private func checkCutLSN(_ lsn: LSN) throws(WALError) {
@@ -440,7 +441,7 @@ public final class SegmentedWAL: Sendable {
     /// was opened. A paged reader (``records(from:limit:)``) that keeps a position between
     /// calls notes it with the position: when it has changed, the LSNs above the cut may name
     /// new records, and the reader checks where the log now ends before going on.
-    public var cutCount: Int { Int(writer.cutGeneration / 2) }
+    public var cutCount: Int { Int(logWriter.cutGeneration / 2) }
 
     /// Moves a single-file WAL of the seed's legacy layout into `directory` as its first
     /// segment (removed instead when empty). Returns the new segment's path, if any.
@@ -451,8 +452,8 @@ public final class SegmentedWAL: Sendable {
     // MARK: Internals
 
     /// No live tailer waits, and cancelled ones left nothing behind.
-    var watchersAreIdle: Bool { writer.watchersAreIdle }
+    var watchersAreIdle: Bool { logWriter.watchersAreIdle }
 
     /// The flusher thread's kernel id; nil once closed.
-    var flusherThreadID: pid_t? { writer.flusherThreadID }
+    var flusherThreadID: pid_t? { logWriter.flusherThreadID }
 }
