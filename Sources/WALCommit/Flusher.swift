@@ -38,15 +38,9 @@ final class Flusher {
     /// The thread's kernel id (lock held).
     var threadID: Int32? { thread?.threadID }
 
-    /// Demand arrived while the role is held (lock held): rings the doorbell once if the loop
-    /// listens for it; `wholeBlockReady` tells whether a whole-block flight could start.
-    func demandArrived(engine: FlightEngine, wholeBlockReady: (_ notBefore: Int64, _ covered: LSN) -> Bool) {
+    /// Rings the engine's doorbell, once per wait (lock held; the caller checked ``listening``).
+    func ring(_ engine: FlightEngine) {
         guard !rung else { return }
-        switch listening {
-        case .no: return
-        case .anyDemand: break
-        case .wholeBlock(let notBefore, let covered): guard wholeBlockReady(notBefore, covered) else { return }
-        }
         rung = true
         engine.ringDoorbell()
     }

@@ -22,10 +22,15 @@ extension LogWriter {
             flusher.wake.signal()
             return
         }
-        flusher.demandArrived(engine: engine) { notBefore, covered in
-            guard let last = lifecycle.segment?.writer.wholeBlocksLastLSN(notBefore: notBefore) else { return false }
-            return last > covered
+        switch flusher.listening {
+        case .no:
+            return
+        case .anyDemand:
+            break
+        case .wholeBlock(let notBefore, let covered):
+            guard let last = lifecycle.segment?.writer.wholeBlocksLastLSN(notBefore: notBefore), last > covered else { return }
         }
+        flusher.ring(engine)
     }
 
     /// The flusher thread: runs the loop whenever a full buffer is queued or someone waits, and
