@@ -29,7 +29,7 @@ package enum DurabilityClaim: Sendable {
 /// Lock held, except ``generation``.
 final class CutLedger {
     /// Every cut made, in order.
-    private(set) var history: [LogCut] = []
+    @exclusivity(unchecked) private(set) var history: [LogCut] = []
     /// The lowest LSN that the cuts made so far leave meaning the record it named: below it, a
     /// reset (or a cut below the first retained record) removed every record, with this error.
     private(set) var floor: (lsn: LSN, error: WALError)?

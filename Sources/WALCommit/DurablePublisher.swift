@@ -20,13 +20,13 @@ final class DurablePublisher {
     }
 
     /// The durable LSN (lock held).
-    private(set) var lsn: LSN
+    @exclusivity(unchecked) private(set) var lsn: LSN
     private let mirror: Atomic<LSN>
     /// Commits waiting for their LSN (lock held).
-    var waiters = CommitWaiters()
+    @exclusivity(unchecked) var waiters = CommitWaiters()
     /// Tailers following the durable LSN (lock held).
-    var watchers = DurabilityWatchers()
-    private var pending = WakeUps()
+    @exclusivity(unchecked) var watchers = DurabilityWatchers()
+    @exclusivity(unchecked) private var pending = WakeUps()
 
     init(durable: LSN) {
         lsn = durable

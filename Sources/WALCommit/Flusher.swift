@@ -21,9 +21,9 @@ final class Flusher {
     /// Signalled to wake the thread.
     let wake: ConditionLock.Condition
     /// Set (lock held) by the loop before it waits, cleared when it wakes.
-    var listening = Listening.no
-    private var rung = false
-    private(set) var isStopping = false
+    @exclusivity(unchecked) var listening = Listening.no
+    @exclusivity(unchecked) private var rung = false
+    @exclusivity(unchecked) private(set) var isStopping = false
     private var thread: BackgroundThread?
 
     init(lock: ConditionLock) {

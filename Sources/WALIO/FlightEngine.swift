@@ -53,7 +53,7 @@ package enum FlightEvent: Equatable, Sendable {
 /// the engine, and no engine has methods that trap.
 package final class SerialFlights: FlightEngine {
     private let engine: IOEngine
-    private var events: [FlightEvent] = []
+    @exclusivity(unchecked) private var events: [FlightEvent] = []
 
     package init(_ engine: IOEngine) {
         self.engine = engine

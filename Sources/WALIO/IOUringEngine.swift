@@ -48,13 +48,13 @@ final class IOUringEngine: FlightEngine {
     }
 
     /// The flights started and not finished, oldest first.
-    private var flights: [RingFlight] = []
+    @exclusivity(unchecked) private var flights: [RingFlight] = []
     /// Events reaped and not yet handed out.
-    private var events: [FlightEvent] = []
+    @exclusivity(unchecked) private var events: [FlightEvent] = []
     /// CQEs due for the flights' SQEs (the doorbell's not counted).
-    private var completionsDue = 0
-    private var doorbellArmed = false
-    private var syncMarker = 0
+    @exclusivity(unchecked) private var completionsDue = 0
+    @exclusivity(unchecked) private var doorbellArmed = false
+    @exclusivity(unchecked) private var syncMarker = 0
 
     /// - Throws: ``WALError/engineUnavailable(engine:reason:)`` saying why io_uring cannot run.
     init(syncMethod: IOUringSyncMethod = .adaptive, flushesInFlight: Int = 1) throws(WALError) {

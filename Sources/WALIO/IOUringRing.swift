@@ -14,7 +14,7 @@ final class IOUringRing {
     private let ring: UnsafeMutablePointer<io_uring>
     private var isShutDown = false
     /// SQEs are queued but not yet submitted.
-    private var unsubmitted = false
+    @exclusivity(unchecked) private var unsubmitted = false
     /// The eventfd ``ringDoorbell()`` writes to; -1 without one.
     private var doorbell: Int32 = -1
 

@@ -50,11 +50,11 @@ package final class SegmentWriter {
     @exclusivity(unchecked) private var ring: BufferRing
     @exclusivity(unchecked) private var ledger: DurabilityLedger
     /// Full buffers waiting to be written, oldest first.
-    private var queuedJobs: [Job] = []
+    @exclusivity(unchecked) private var queuedJobs: [Job] = []
     /// The last record that ends at or before the last block boundary at or below
     /// ``logicalEnd``: what a job cut at that boundary makes durable. Records durable when the
     /// writer opened count as ending there (claiming them again is harmless).
-    private var lastLSNBeforeBoundary: LSN
+    @exclusivity(unchecked) private var lastLSNBeforeBoundary: LSN
 
     /// Opens a writer positioned at `end` (the end of the last valid record) of `file`, whose
     /// records run from `firstLSN` up to `nextLSN - 1`, all of them durable.
