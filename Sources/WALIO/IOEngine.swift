@@ -21,14 +21,12 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
     case posix
 }
 
-/// How the io_uring engine makes a sync flush durable. Both are durable to the same degree;
-/// they differ in cost (docs/PERFORMANCE.md).
+/// How the io_uring engine makes a sync flush durable. All are durable to the same degree;
+/// they differ in cost (docs/PERFORMANCE.md). What each makes of every request is one table,
+/// `WriteForm` (docs/ARCHITECTURE.md, "I/O engines").
 public enum IOUringSyncMethod: String, Sendable, CaseIterable {
-    /// A sync flush that carries everything not yet durable is one `RWF_DSYNC` write; a sync
-    /// flush that follows plain writes (of buffers that filled up) is linked to an fdatasync
-    /// instead, which covers those writes too. On the reference machine on par with
-    /// `.dsyncWrites` and ahead of `.linkedFdatasync` for commits (docs/PERFORMANCE.md), without
-    /// `.dsyncWrites`' extra syncs when buffers fill before a sync point.
+    /// One `RWF_DSYNC` write when nothing before it is unsynced; a write linked to an fdatasync
+    /// when it must cover earlier plain writes too. The default.
     case adaptive
     /// Every write carries `RWF_DSYNC`: the kernel completes it once it is durable (one SQE).
     case dsyncWrites

@@ -173,6 +173,14 @@ struct CrashStateTests {
             configuration.segmentTargetSize = 12 << 10
             configuration.encryption = keyRing
         }
+        // `WAL_CRASH_DEPTH` runs every scenario with that many flushes in flight, and
+        // `WAL_CRASH_SYNC_METHOD` with that io_uring sync method (scripts/test runs depth 4 and
+        // `.linkedFdatasync` at depth 4 as well as the defaults).
+        let environment = ProcessInfo.processInfo.environment
+        if let depth = environment["WAL_CRASH_DEPTH"].flatMap(Int.init) { configuration.flushesInFlight = depth }
+        if let method = environment["WAL_CRASH_SYNC_METHOD"].flatMap(IOUringSyncMethod.init(rawValue:)) {
+            configuration.ioUringSyncMethod = method
+        }
         return configuration
     }
 

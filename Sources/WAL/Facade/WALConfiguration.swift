@@ -46,20 +46,14 @@ public struct WALConfiguration: Sendable {
     /// commits arrive in bursts shorter than a flush.
     public var maxBatchDelay: Duration = .zero
 
-    /// How many flushes (a write and its fdatasync) group commit keeps in flight at once,
-    /// 1...16. With more than one (io_uring only), a flush that is durable by itself (one
-    /// `RWF_DSYNC` write) may be on the disk while the next one's write goes out, as long as the
-    /// two touch different 4 KiB blocks: group commit then ends a flush at a block boundary when
-    /// it can, so the next one starts on a fresh block. The durable LSN stays a prefix, and
-    /// files are byte for byte what one flush at a time writes. 1 is one flush at a time. The
-    /// POSIX engine, and io_uring with ``IOUringSyncMethod/dsyncWrites``, always keep one. Each
-    /// flush in flight adds a buffer of ``bufferSize`` to the writer's ring. Default 1, by
-    /// measurement: on the reference machine (2 cores, a virtio disk whose `RWF_DSYNC` write
-    /// takes about as long as a plain write and the turnaround after it) 2 and 4 in flight gave
-    /// 64 concurrent async committers the same commits/s and CPU per commit as 1, 64 blocking
-    /// threads 5–11 % less, and 256 async committers about a third less (smaller flushes, and
-    /// the 2 cores are the limit there; docs/PERFORMANCE.md). It can pay where a flush is long
-    /// next to the time committers take to fill a block.
+    /// How many flushes group commit may keep in flight at once, 1...16 (io_uring only; the
+    /// POSIX engine and ``IOUringSyncMethod/dsyncWrites`` keep one). Above 1, flushes that are
+    /// durable by themselves (one `RWF_DSYNC` write) may be on the device together when they
+    /// touch different 4 KiB blocks; any other flush goes out alone, so with
+    /// ``IOUringSyncMethod/linkedFdatasync`` flushes never overlap (an fdatasync may still be
+    /// on the device while the next write goes out). The durable LSN stays a prefix, and files
+    /// are byte for byte what one flush at a time writes. Each flush in flight adds a buffer of
+    /// ``bufferSize``. Default 1: on the reference machine more gave no gain (<doc:Tuning>).
     public var flushesInFlight: Int = 1
 
     /// Dimensions added to every metric the WAL reports (for example `[("wal", "orders")]`
