@@ -49,8 +49,9 @@ final class IOUringEngine: FlightEngine {
 
     /// The flights started and not finished, oldest first.
     @exclusivity(unchecked) private var flights: [RingFlight] = []
-    /// Events reaped and not yet handed out.
+    /// Events reaped; those from `eventHead` on are not yet handed out.
     @exclusivity(unchecked) private var events: [FlightEvent] = []
+    @exclusivity(unchecked) private var eventHead = 0
     /// CQEs due for the flights' SQEs (the doorbell's not counted).
     @exclusivity(unchecked) private var completionsDue = 0
     @exclusivity(unchecked) private var doorbellArmed = false
@@ -72,7 +73,7 @@ final class IOUringEngine: FlightEngine {
     }
 
     func write(_ request: WriteRequest) throws(WALError) {
-        precondition(flights.isEmpty && events.isEmpty, "a request is written alone only when no flight is in flight")
+        precondition(flights.isEmpty && !hasEvents, "a request is written alone only when no flight is in flight")
         let durable = request.durability != .none
         if request.bytes.isEmpty && !durable { return }
         do throws(WALError) {
@@ -119,7 +120,7 @@ final class IOUringEngine: FlightEngine {
     }
 
     func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent {
-        while events.isEmpty {
+        while !hasEvents {
             if armDoorbell && !doorbellArmed && ring.hasDoorbell {
                 try ring.queueDoorbellPoll(tag: Self.doorbellTag)
                 doorbellArmed = true
@@ -128,10 +129,23 @@ final class IOUringEngine: FlightEngine {
             let (tag, result) = try ring.completion(flights.first?.file.path ?? "io_uring")
             try handle(tag: tag, result: result)
         }
-        return events.removeFirst()
+        return takeEvent()
     }
 
-    func readyEvent() -> FlightEvent? { events.isEmpty ? nil : events.removeFirst() }
+    func readyEvent() -> FlightEvent? { hasEvents ? takeEvent() : nil }
+
+    private var hasEvents: Bool { eventHead < events.count }
+
+    /// The oldest event not handed out (the array is emptied, keeping its capacity, once all are).
+    private func takeEvent() -> FlightEvent {
+        let event = events[eventHead]
+        eventHead += 1
+        if eventHead == events.count {
+            events.removeAll(keepingCapacity: true)
+            eventHead = 0
+        }
+        return event
+    }
 
     func ringDoorbell() {
         if ring.hasDoorbell { ring.ringDoorbell() }
@@ -150,6 +164,7 @@ final class IOUringEngine: FlightEngine {
         }
         flights.removeAll(keepingCapacity: true)
         events.removeAll(keepingCapacity: true)
+        eventHead = 0
         return drained
     }
 

@@ -43,6 +43,10 @@ struct BufferRing {
     }
 
     private let buffers: [AlignedBuffer]
+    /// Per buffer: every byte at or past this offset is zero (buffers start zero-filled). A
+    /// slice must write zeros after its data; only the bytes below this mark can be stale, so
+    /// only those are cleared — a commit of a few records no longer clears the rest of its block.
+    private var zeroFrom: [Int]
     private var current = 0
     /// Buffers out of the ring (taken, not yet returned): the `out` buffers before `current`.
     private(set) var out = 0
@@ -60,6 +64,7 @@ struct BufferRing {
     init(count: Int, bufferSize: Int, end: Int64, file: SegmentFile) throws(WALError) {
         precondition(count >= 2 && bufferSize >= Self.blockSize && bufferSize % Self.blockSize == 0)
         buffers = (0..<count).map { _ in AlignedBuffer(capacity: bufferSize) }
+        zeroFrom = Array(repeating: 0, count: count)
         bufferOffset = AlignedBuffer.alignDown(end)
         fill = Int(end - bufferOffset)
         writtenUpTo = AlignedBuffer.alignUp(end)
@@ -68,6 +73,7 @@ struct BufferRing {
             let got = try file.read(into: block, at: bufferOffset)
             guard got >= fill else { throw WALError.io(operation: "pread", errno: EIO, path: file.path) }
             memset(buffers[0].base + fill, 0, Self.blockSize - fill)
+            zeroFrom[0] = fill
         }
     }
 
@@ -99,17 +105,22 @@ struct BufferRing {
         let whole = AlignedBuffer.alignDown(fill)
         let carried = fill - whole
         let next = (current + 1) % buffers.count
-        if carried > 0 { buffers[next].base.copyMemory(from: buffer.base + whole, byteCount: carried) }
+        if carried > 0 {
+            buffers[next].base.copyMemory(from: buffer.base + whole, byteCount: carried)
+            zeroFrom[next] = max(zeroFrom[next], carried)
+        }
         let dataLength = wholeBlocksOnly ? whole : AlignedBuffer.alignUp(fill)
         var length = dataLength
-        // Zero the padding so that no stale buffer content ever reaches the disk.
-        if length > fill { memset(buffer.base + fill, 0, length - fill) }
         if bufferOffset + Int64(length) > writtenUpTo && length < Self.zeroAhead {
             // After a whole-blocks slice, over the carried block's place too: the next slice rewrites it.
-            let pad = min(Self.zeroAhead, buffer.capacity - length)
-            memset(buffer.base + length, 0, pad)
-            length += pad
+            length += min(Self.zeroAhead, buffer.capacity - length)
         }
+        // Zero what follows the data up to the slice's end, so that no stale buffer content
+        // ever reaches the disk: only below `zeroFrom` can a byte be stale.
+        let stale = max(zeroFrom[current], fill)
+        let dataEnd = wholeBlocksOnly ? whole : fill
+        if stale > dataEnd && length > dataEnd { memset(buffer.base + dataEnd, 0, min(length, stale) - dataEnd) }
+        zeroFrom[current] = length >= stale ? dataEnd : stale
         writtenUpTo = max(writtenUpTo, bufferOffset + Int64(length))
         let slice = Slice(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset)
         bufferOffset += Int64(whole)
