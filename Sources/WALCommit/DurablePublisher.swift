@@ -74,9 +74,9 @@ final class DurablePublisher {
     /// Wake-ups are due.
     var hasWakeUps: Bool { !pending.isEmpty }
 
-    /// The wake-ups collected so far, to run after the lock is released.
-    func takeWakeUps() -> WakeUps {
-        guard !pending.isEmpty else { return WakeUps() }
+    /// The wake-ups collected so far, to run after the lock is released; nil when there are none.
+    func takeWakeUps() -> WakeUps? {
+        guard !pending.isEmpty else { return nil }
         defer { pending = WakeUps() }
         return pending
     }

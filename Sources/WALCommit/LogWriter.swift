@@ -306,7 +306,7 @@ package final class LogWriter: DurabilitySource, @unchecked Sendable {
     func unlockAndResume() {
         let wakeUps = published.takeWakeUps()
         lock.unlock()
-        if !wakeUps.isEmpty { wakeUps.resume() }
+        wakeUps?.resume()
     }
 
     /// Waits on `condition` (lock held), resuming released waiters first.

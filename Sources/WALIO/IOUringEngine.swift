@@ -38,7 +38,9 @@ final class IOUringEngine: FlightEngine {
         let id: Int
         let base: UnsafeRawPointer
         let offset: Int64
-        let file: SegmentFile
+        /// Unowned: the segment writer keeps the file open until its requests have completed or
+        /// been abandoned; a plain reference would be retained at every copy of the flight.
+        unowned(unsafe) let file: SegmentFile
         let form: WriteForm
         /// The request asked for durability: ``FlightEvent/synced(_:)`` is due.
         let durable: Bool
@@ -116,7 +118,7 @@ final class IOUringEngine: FlightEngine {
             flight.marker = startSync(flight.file.path)  // covers what was written before now
         }
         flights.append(flight)
-        try queue(flight)
+        try queue(flights.count - 1)
     }
 
     func nextFlightEvent(armDoorbell: Bool) throws(WALError) -> FlightEvent {
@@ -126,7 +128,7 @@ final class IOUringEngine: FlightEngine {
                 doorbellArmed = true
             }
             precondition(completionsDue > 0 || doorbellArmed, "waiting with nothing in flight")
-            let (tag, result) = try ring.completion(flights.first?.file.path ?? "io_uring")
+            let (tag, result) = try ring.completion(self.flights.first?.file.path ?? "io_uring")
             try handle(tag: tag, result: result)
         }
         return takeEvent()
@@ -158,7 +160,7 @@ final class IOUringEngine: FlightEngine {
             // The ring retries EINTR/EAGAIN/EBUSY itself; any other error (the ring is broken,
             // completions were dropped) means the due ones may never be seen, and the kernel
             // may still be reading the buffers: say so rather than hand them back.
-            guard let (tag, _) = try? ring.completion(path) else { drained = false; break }
+            guard let (tag, _) = try? ring.completion(path) else { drained = false; break }  // path: evaluated on error only
             if tag == Self.doorbellTag { doorbellRang(); continue }
             completionsDue -= 1
         }
@@ -173,21 +175,22 @@ final class IOUringEngine: FlightEngine {
 
     // MARK: Completions
 
-    /// Queues the rest of `flight`: its write (linked to its fdatasync when it has one) and the
-    /// fdatasync; they go to the kernel with the next wait.
-    private func queue(_ flight: RingFlight) throws(WALError) {
-        let tag = Self.tagID(flight.id) << 33 | UInt64(flight.completion.generation) << 1
-        let path = flight.file.path
-        let fd = flight.file.descriptor
-        let remaining = flight.completion.remaining
+    /// Queues the rest of flight `index`: its write (linked to its fdatasync when it has one)
+    /// and the fdatasync; they go to the kernel with the next wait.
+    private func queue(_ index: Int) throws(WALError) {
+        let tag = Self.tagID(flights[index].id) << 33 | UInt64(flights[index].completion.generation) << 1
+        let file = flights[index].file
+        let form = flights[index].form
+        let remaining = flights[index].completion.remaining
         if remaining > 0 {
-            let written = flight.completion.written
-            try ring.queueWrite(fd, flight.base + written, count: remaining, offset: flight.offset + Int64(written), tag: tag,
-                                dsync: flight.form.write == .dsync, linked: flight.form.fdatasync, path: path)
+            let written = flights[index].completion.written
+            try ring.queueWrite(file.descriptor, flights[index].base + written, count: remaining,
+                                offset: flights[index].offset + Int64(written), tag: tag,
+                                dsync: form.write == .dsync, linked: form.fdatasync, path: file.path)
             completionsDue += 1
         }
-        if flight.form.fdatasync {
-            try ring.queueFdatasync(fd, tag: tag | 1, path: path)
+        if form.fdatasync {
+            try ring.queueFdatasync(file.descriptor, tag: tag | 1, path: file.path)
             completionsDue += 1
         }
     }
@@ -205,32 +208,31 @@ final class IOUringEngine: FlightEngine {
               (tag >> 1) & 0xFFFF_FFFF == UInt64(flights[index].completion.generation) else {
             return  // the cancelled fdatasync of a write that was resubmitted
         }
-        var flight = flights[index]
-        let path = flight.file.path
-        let result = TestHooks.completion(isSync ? "fdatasync" : "write", path, rawResult)
-        let before = flight.completion.written
-        let step = isSync ? flight.completion.syncCompleted(result) : flight.completion.writeCompleted(result)
+        let result = TestHooks.completion(isSync ? "fdatasync" : "write", flights[index].file.path, rawResult)
+        let before = flights[index].completion.written
+        // Mutated in place: a copy of the flight would retain its file at every completion.
+        let step = isSync ? flights[index].completion.syncCompleted(result) : flights[index].completion.writeCompleted(result)
         switch step {
         case .pending:
-            flights[index] = flight
+            return
         case .failed(let operation, let errno):
-            throw WALError.io(operation: operation, errno: errno, path: path)
+            throw WALError.io(operation: operation, errno: errno, path: flights[index].file.path)
         case .resubmit(let accepted):
-            Self.report(flight, from: before, count: accepted)
-            flights[index] = flight
-            try queue(flight)
+            report(index, from: before, count: accepted)
+            try queue(index)
         case .writeDone(let accepted, let syncDone):
-            Self.report(flight, from: before, count: accepted)
-            events.append(.written(flight.id))
-            guard flight.form.fdatasync else {
+            report(index, from: before, count: accepted)
+            let id = flights[index].id
+            events.append(.written(id))
+            guard flights[index].form.fdatasync else {
+                let durable = flights[index].durable
                 flights.remove(at: index)
-                if flight.durable { events.append(.synced(flight.id)) }  // durable as it completed
+                if durable { events.append(.synced(id)) }  // durable as it completed
                 return
             }
             // The linked fdatasync starts after this write completed, before the next write is
             // submitted (the caller waits for this event): it covers exactly the writes so far.
-            flight.marker = startSync(path)
-            flights[index] = flight
+            flights[index].marker = startSync(flights[index].file.path)
             if syncDone { finishSync(at: index) }
         case .syncDone:
             finishSync(at: index)
@@ -254,10 +256,11 @@ final class IOUringEngine: FlightEngine {
         ring.resetDoorbell()
     }
 
-    /// Tells ``TestHooks/observer`` (the crash-state model) what `count` bytes of a write
-    /// completion put in the file, from byte `from` of the request.
-    private static func report(_ flight: RingFlight, from: Int, count: Int) {
+    /// Tells ``TestHooks/observer`` (the crash-state model) what `count` bytes of flight
+    /// `index`'s write completion put in the file, from byte `from` of the request.
+    private func report(_ index: Int, from: Int, count: Int) {
         guard TestHooks.isObserving, count > 0 else { return }
+        let flight = flights[index]
         let offset = flight.offset + Int64(from)
         if flight.form.write == .dsync {
             TestHooks.observe(.durableWriteCompleted(path: flight.file.path, offset: offset, count: count))

@@ -67,8 +67,8 @@ final class IOUringRing {
     /// Queues a write of `count` bytes at `offset`, tagged `tag`: an `RWF_DSYNC` write with
     /// `dsync`, linked (`IOSQE_IO_LINK`) to the SQE queued next with `linked`.
     func queueWrite(_ fd: Int32, _ base: UnsafeRawPointer, count: Int, offset: Int64, tag: UInt64, dsync: Bool,
-                    linked: Bool, path: String) throws(WALError) {
-        let sqe = try nextSubmissionEntry(path)
+                    linked: Bool, path: @autoclosure () -> String) throws(WALError) {
+        let sqe = try nextSubmissionEntry(path())
         io_uring_prep_write(sqe, fd, base, UInt32(count), UInt64(offset))
         io_uring_sqe_set_data64(sqe, tag)
         if dsync { sqe.pointee.rw_flags = CLiburing_RWF_DSYNC }
@@ -77,8 +77,8 @@ final class IOUringRing {
     }
 
     /// Queues an fdatasync (`IORING_FSYNC_DATASYNC`) of `fd`, tagged `tag`.
-    func queueFdatasync(_ fd: Int32, tag: UInt64, path: String) throws(WALError) {
-        let sqe = try nextSubmissionEntry(path)
+    func queueFdatasync(_ fd: Int32, tag: UInt64, path: @autoclosure () -> String) throws(WALError) {
+        let sqe = try nextSubmissionEntry(path())
         io_uring_prep_fsync(sqe, fd, CLiburing_IORING_FSYNC_DATASYNC)
         io_uring_sqe_set_data64(sqe, tag)
         unsubmitted = true
@@ -107,16 +107,17 @@ final class IOUringRing {
 
     /// Submits what is queued and waits for the next completion; returns its tag and result.
     /// Retries EINTR, EAGAIN and EBUSY; any other failure of the ring is thrown (`path` names it).
-    func completion(_ path: String) throws(WALError) -> (tag: UInt64, result: Int32) {
-        if let code = TestHooks.fault("io_uring_wait_cqe", path) {
-            throw WALError.io(operation: "io_uring_wait_cqe", errno: code, path: path)
+    /// `path` names the file in errors (evaluated only then).
+    func completion(_ path: @autoclosure () -> String) throws(WALError) -> (tag: UInt64, result: Int32) {
+        if let code = TestHooks.fault("io_uring_wait_cqe", path()) {
+            throw WALError.io(operation: "io_uring_wait_cqe", errno: code, path: path())
         }
         if unsubmitted {
             while true {
                 let result = io_uring_submit_and_wait(ring, 1)
                 if result >= 0 { break }
                 if result == -EINTR || result == -EAGAIN || result == -EBUSY { continue }
-                throw WALError.io(operation: "io_uring_enter", errno: -result, path: path)
+                throw WALError.io(operation: "io_uring_enter", errno: -result, path: path())
             }
             unsubmitted = false
         }
@@ -129,7 +130,7 @@ final class IOUringRing {
                 return completion
             }
             if result == -EINTR || result == -EAGAIN { continue }
-            throw WALError.io(operation: "io_uring_wait_cqe", errno: -result, path: path)
+            throw WALError.io(operation: "io_uring_wait_cqe", errno: -result, path: path())
         }
     }
 

@@ -78,11 +78,11 @@ package final class ActiveSegment {
     /// Decided once: after a fallback, later segments open buffered without asking (and logging) again.
     private let directIO: DirectIOPolicy
     /// The preallocator was asked for the next segment's file.
-    private var spareRequested = false
+    @exclusivity(unchecked) private var spareRequested = false
     /// After a rollover failed for want of a next file: the logical end from which the next
     /// attempt is made. Until then appends go on in the active segment (its size limit is
     /// soft), so a lasting failure costs one failed append per retry, not every append.
-    private var retryRolloverAt: Int64?
+    @exclusivity(unchecked) private var retryRolloverAt: Int64?
     /// How much the active segment grows after a failed rollover before the next attempt.
     var rolloverRetryDistance: Int64 { TestHooks.rolloverRetryDistance(settings.directory) ?? 64 * 1024 }
 

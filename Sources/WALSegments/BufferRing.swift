@@ -31,6 +31,8 @@ struct BufferRing {
     struct Slice {
         /// The buffer it was taken from; -1 for none (a sync alone).
         let buffer: Int
+        /// That buffer's memory (nil for none): the ring keeps it allocated while the slice is out.
+        let base: UnsafeMutableRawPointer?
         /// Bytes to write (whole blocks, zeros ahead included).
         let length: Int
         /// The first bytes of `length` that hold data (the rest are zeros written ahead).
@@ -39,7 +41,7 @@ struct BufferRing {
         let offset: Int64
 
         /// No buffer: nothing to write at `offset`.
-        static func empty(at offset: Int64) -> Slice { Slice(buffer: -1, length: 0, dataLength: 0, offset: offset) }
+        static func empty(at offset: Int64) -> Slice { Slice(buffer: -1, base: nil, length: 0, dataLength: 0, offset: offset) }
     }
 
     private let buffers: [AlignedBuffer]
@@ -115,14 +117,15 @@ struct BufferRing {
             // After a whole-blocks slice, over the carried block's place too: the next slice rewrites it.
             length += min(Self.zeroAhead, buffer.capacity - length)
         }
-        // Zero what follows the data up to the slice's end, so that no stale buffer content
-        // ever reaches the disk: only below `zeroFrom` can a byte be stale.
+        // Zero what follows the data, so that no stale buffer content ever reaches the disk:
+        // only below `zeroFrom` can a byte be stale. All of it is cleared, past the slice's end
+        // too, so the buffer is clean after its data again (each stale byte is cleared once).
         let stale = max(zeroFrom[current], fill)
         let dataEnd = wholeBlocksOnly ? whole : fill
-        if stale > dataEnd && length > dataEnd { memset(buffer.base + dataEnd, 0, min(length, stale) - dataEnd) }
-        zeroFrom[current] = length >= stale ? dataEnd : stale
+        if stale > dataEnd { memset(buffer.base + dataEnd, 0, stale - dataEnd) }
+        zeroFrom[current] = dataEnd
         writtenUpTo = max(writtenUpTo, bufferOffset + Int64(length))
-        let slice = Slice(buffer: current, length: length, dataLength: dataLength, offset: bufferOffset)
+        let slice = Slice(buffer: current, base: buffer.base, length: length, dataLength: dataLength, offset: bufferOffset)
         bufferOffset += Int64(whole)
         fill = carried
         current = next
@@ -138,8 +141,7 @@ struct BufferRing {
 
     /// The bytes a slice writes (`data`: without the zeros written ahead); valid until it is given back.
     func bytes(of slice: Slice, data: Bool = false) -> UnsafeRawBufferPointer {
-        guard slice.buffer >= 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(buffers[slice.buffer].slice(0..<(data ? slice.dataLength : slice.length)))
+        UnsafeRawBufferPointer(start: slice.base, count: data ? slice.dataLength : slice.length)
     }
 
     /// The kernel may still read the buffers: never reuse or free them (``AlignedBuffer/pinForever(_:)``).
