@@ -228,12 +228,9 @@ package enum Syscall {
 enum SyscallEvent: Sendable {
     case create(path: String)
     case write(path: String, offset: Int64, bytes: [UInt8])
-    /// A write durable by itself when it completed (`RWF_DSYNC`): its own bytes, nothing else of
-    /// the file — the writer uses one only when nothing written before is still unsynced.
-    case writeDurable(path: String, offset: Int64, bytes: [UInt8])
-    /// A write durable by itself was submitted with several flushes in flight (io_uring): from
-    /// now on any part of it may be on the device, in any order, beside other such writes of
-    /// other blocks; ``durableWriteCompleted(path:offset:count:)`` says which bytes are durable.
+    /// A write durable by itself (`RWF_DSYNC`, io_uring) was submitted: from now on any part of it
+    /// may be on the device, in any order, beside other such writes of other blocks;
+    /// ``durableWriteCompleted(path:offset:count:)`` says which bytes are durable.
     case durableWriteIssued(path: String, offset: Int64, bytes: [UInt8])
     /// `count` bytes at `offset` of a write issued as ``durableWriteIssued(path:offset:bytes:)``
     /// completed, so they are durable (the rest, after a short write, is still in flight).

@@ -179,13 +179,6 @@ final class CrashStateModel: Sendable {
             case .write(let path, let offset, let bytes):
                 guard let file = names[path] else { return }
                 files[file].pending.append(.write(offset: offset, bytes: bytes))
-            case .writeDurable(let path, let offset, let bytes):
-                guard let file = names[path] else { return }
-                if !files[file].pending.isEmpty {
-                    violations.append("\(path): a write durable for its own range only, at offset \(offset), "
-                                      + "while \(files[file].pending.count) earlier changes were unsynced")
-                }
-                CrashStateModel.apply(.write(offset: offset, bytes: bytes), to: &files[file].durable)
             case .durableWriteIssued(let path, let offset, let bytes):
                 guard let file = names[path] else { return }
                 let f = files[file]

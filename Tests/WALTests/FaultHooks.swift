@@ -40,7 +40,7 @@ final class FaultHooks: Sendable {
         TestHooks.observer = { event in
             let path: String
             switch event {
-            case .create(let p), .write(let p, _, _), .writeDurable(let p, _, _), .durableWriteIssued(let p, _, _),
+            case .create(let p), .write(let p, _, _), .durableWriteIssued(let p, _, _),
                  .durableWriteCompleted(let p, _, _), .truncate(let p, _), .allocate(let p, _), .sync(let p),
                  .syncStarted(let p, _), .syncFinished(let p, _),
                  .unlink(let p), .syncDirectory(let p):
