@@ -45,7 +45,7 @@ struct FlightBook<Job> {
 
     /// What may start now.
     enum Opening: Equatable {
-        /// Nothing: the book is full, or a write that must go alone is in flight.
+        /// Nothing: the book is full (``inEngine`` is the depth), or a write that must go alone is in flight.
         case none
         /// Any job (no write is in flight).
         case anyJob
@@ -80,13 +80,17 @@ struct FlightBook<Job> {
 
     /// Nothing in flight and no event due: the loop may stop.
     var isIdle: Bool { flights.isEmpty && syncsDue.isEmpty }
+    /// The flights the engine still holds: those in ``flights``, and those a later fdatasync
+    /// covered (they left ``flights``) whose own fdatasync the engine has yet to reap. These
+    /// count against the depth: the engine keeps at most that many.
+    var inEngine: Int { flights.count + syncsDue.count { id in !flights.contains { $0.id == id } } }
     /// A write is on disk.
     var writing: Bool { flights.contains { $0.writing } }
     /// What a flight started now makes durable from: everything up to it is covered.
     var coveredOrDurable: LSN { max(covered, durable) }
 
     var opening: Opening {
-        guard flights.count < depth else { return .none }
+        guard inEngine < depth else { return .none }
         var end: Int64 = 0
         var anyWriting = false
         for flight in flights where flight.writing {
@@ -208,7 +212,7 @@ struct FlightBook<Job> {
             // Rule 3: the durable prefix stops before every flight that is not durable.
             precondition(durable < flight.firstRecord, "the durable LSN \(durable) passed flight \(flight.id)")
         }
-        precondition(flights.count <= depth, "more flights than the depth")
+        precondition(inEngine <= depth, "more flights in the engine than the depth")
         #endif
     }
 }

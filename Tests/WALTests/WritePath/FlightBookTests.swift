@@ -161,6 +161,36 @@ struct FlightBookTests {
         #expect(book.isIdle && book.durable == 25)
     }
 
+    @Test("a flight covered by a later fdatasync still counts against the depth until its own fdatasync is reaped")
+    func coveredFlightKeepsItsPlace() {
+        // The engine holds a flight until its last completion: a linked fdatasync covered by a
+        // later one leaves the book's flights early, but it is still in the engine. Found by
+        // PipelinedCommitStressTests: the book let a fifth flight start beside four in the
+        // engine ("more flights than the engine keeps").
+        var book = Book(depth: 2, durable: 0)
+        let a = book.start("A", range: 0..<8192, lastLSN: 10, syncs: true, selfDurable: false, throughWrite: 0)
+        _ = book.written(a, throughWrite: 1)
+        #expect(book.opening == .anyJob, "A's fdatasync may overlap the next write")
+        let b = book.start("B", range: 8192..<12288, lastLSN: 20, syncs: true, selfDurable: false, throughWrite: 1)
+        _ = book.written(b, throughWrite: 2)
+        book.synced(b)  // B's fdatasync completed first: it covers A
+        #expect(book.popDurable()?.job == "A")
+        #expect(book.popDurable()?.job == "B")
+        #expect(book.durable == 20)
+        #expect(!book.isIdle, "A's fdatasync is still due")
+        #expect(book.inEngine == 1)
+        #expect(book.opening == .anyJob, "one place of two is A's")
+        let c = book.start("C", range: 12288..<16384, lastLSN: 30, syncs: true, selfDurable: true, throughWrite: 2)
+        #expect(book.opening == .none, "A (its fdatasync) and C fill the depth")
+        book.synced(a)
+        #expect(book.popDurable() == nil)
+        #expect(book.opening == .wholeBlocks(notBefore: 16384))
+        _ = book.written(c, throughWrite: 3)
+        book.synced(c)
+        #expect(book.popDurable()?.job == "C")
+        #expect(book.isIdle && book.inEngine == 0)
+    }
+
     @Test("covered: what the flights started make durable, so that no flight claims the same records twice")
     func covered() {
         var book = Book(depth: 4, durable: 3)
